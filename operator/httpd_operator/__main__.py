@@ -1,0 +1,3 @@
+from httpd_operator.cli import main
+
+raise SystemExit(main())

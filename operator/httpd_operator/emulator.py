@@ -1,0 +1,667 @@
+"""An emulated Kubernetes API server: kmock's emulator plus the semantics the operator relies on.
+
+kmock (by kopf's author) serves discovery and lets tests inject faults with its DSL, e.g.
+``api['create v1/persistentvolumeclaims'][:2] << 500``. Its object store is a plain JSON store,
+so this layer serves object requests itself, as a real API server would:
+
+- uid, resourceVersion (bumped on every write), creationTimestamp, generation, generateName and
+  the namespace from the URL on create; 409 AlreadyExists, 409 Conflict on a stale
+  resourceVersion, 422 for a failed JSON-patch `test`, 404 NotFound;
+- merge, strategic-merge (approximated as merge) and JSON patches, PUT, the `status` and
+  `scale` subresources (status writes change only status; other writes never change it);
+- lists with kind and resourceVersion; watches that honour `?resourceVersion=`, label and field
+  selectors and `timeoutSeconds`, served as `application/json` lines;
+- deletion with finalizers (deletionTimestamp, then removal) and cascading deletion of dependents
+  by ownerReferences (the garbage collector);
+- request matching that checks each reaction against the current request only, so the cost per
+  request stays flat as the request log grows;
+- optionally (`controllers=True`) stand-ins for the controllers the operator waits on: new claims
+  get a PersistentVolume and become Bound with their capacity, Deployments report their replicas
+  ready. No pods run: nothing here schedules or starts containers.
+
+What it never shows: schema validation and defaulting by the server, admission, RBAC, strategic
+merge and server-side apply semantics. The real control plane (hack/control-plane) covers those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import json
+import random
+import string
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import dsl, rendering
+
+Key = tuple[str, str, str | None, str]  # (group, plural, namespace, name)
+MAX_EVENTS = 200_000  # the watch cache; older resourceVersions answer 410 Gone, as a real server
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(status: int, reason: str, message: str, details: Any = None) -> kmock.KubernetesError:
+    return kmock.KubernetesError(status=status, reason=reason, message=message, details=details or {})
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (null deletes a key; lists are replaced whole)."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge(result.get(key), value)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
+
+
+def json_patch(doc: Any, ops: list[Mapping[str, Any]]) -> Any:
+    """RFC 6902 JSON patch; a failed `test` or a bad path raises 422 Invalid, as Kubernetes does."""
+    doc = copy.deepcopy(doc)
+
+    def walk(parts: list[str]) -> tuple[Any, str]:
+        node = doc
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node, parts[-1]
+
+    def get(path: str) -> Any:
+        node = doc
+        for part in _pointer(path):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    for op in ops:
+        kind, path = op.get("op"), op.get("path", "")
+        try:
+            if kind == "test":
+                if get(path) != op.get("value"):
+                    raise _error(422, "Invalid", f"the server rejected our request due to an error in "
+                                 f"our request: test failed at {path}")
+                continue
+            if kind in ("move", "copy"):
+                value = copy.deepcopy(get(op["from"]))
+                if kind == "move":
+                    parent, last = walk(_pointer(op["from"]))
+                    del parent[int(last) if isinstance(parent, list) else last]
+                kind, op = "add", {"path": path, "value": value}
+            parent, last = walk(_pointer(path))
+            if kind == "add":
+                if isinstance(parent, list):
+                    parent.insert(len(parent) if last == "-" else int(last), copy.deepcopy(op["value"]))
+                else:
+                    parent[last] = copy.deepcopy(op["value"])
+            elif kind == "remove":
+                del parent[int(last) if isinstance(parent, list) else last]
+            elif kind == "replace":
+                if isinstance(parent, list):
+                    parent[int(last)] = copy.deepcopy(op["value"])
+                else:
+                    if last not in parent:
+                        raise KeyError(last)
+                    parent[last] = copy.deepcopy(op["value"])
+            else:
+                raise _error(422, "Invalid", f"unsupported JSON patch op {kind!r}")
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise _error(422, "Invalid", f"JSON patch {kind} {path}: {exc!r}") from None
+    return doc
+
+
+def _selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+    """Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k.strip()) == v.strip():
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k.strip()) != v.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _field_matches(selector: str, obj: Mapping[str, Any]) -> bool:
+    meta = obj.get("metadata") or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        k, v = term.replace("!=", "=").replace("==", "=").split("=", 1)
+        value = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}.get(k)
+        if (value == v) == negate:
+            return False
+    return True
+
+
+def _fast_match(payload: dsl.Reaction, request: rendering.Request) -> bool:
+    """Whether a reaction's filters accept this request, without re-scanning the request log."""
+    node: Any = payload._source
+    while not isinstance(node, dsl.Root):
+        if type(node) is dsl.Filter:
+            if not node.criteria(request):
+                return False
+        elif not isinstance(node, dsl.Priority):
+            return request in payload._source  # slices, groups: kmock's exact (slower) way
+        node = node._source
+    return True
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    """kmock's emulator with a Kubernetes-like object store (see the module's docstring)."""
+
+    controllers: bool = False
+
+    _store: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    _rv: int = attrs.field(default=1000, init=False)
+    _events: list[tuple[int, Key, dict[str, Any]]] = attrs.field(factory=list, init=False)
+    _oldest_rv: int = attrs.field(default=1000, init=False)
+    _changed: asyncio.Future[None] | None = attrs.field(default=None, init=False)
+    _builtin: set[int] = attrs.field(factory=set, init=False)
+    _sorted: tuple[int, list[Any]] = attrs.field(default=(-1, []), init=False)
+    _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
+    _closed: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._builtin = {id(p) for p in self._payloads}
+
+    @contextlib.asynccontextmanager
+    async def running(self, host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
+        """Serve over HTTP; yields the base URL. Watches end at exit, so shutdown is immediate."""
+        async with self, kmock.Server(self, host=host, port=port) as server:
+            try:
+                yield str(server.url).rstrip("/")
+            finally:
+                self.close_watches()
+
+    def close_watches(self) -> None:
+        self._closed = True
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = None
+
+    # -- set-up helpers -------------------------------------------------------------------------
+
+    def load_builtin(self) -> None:
+        self.resources.load_bundled()
+
+    def register_crd(self, crd: Mapping[str, Any]) -> None:
+        """Serve the resource a CustomResourceDefinition declares (as the real server does)."""
+        spec = crd["spec"]
+        names = spec["names"]
+        for version in spec["versions"]:
+            if not version.get("served", True):
+                continue
+            self.resources[f"{spec['group']}/{version['name']}/{names['plural']}"] = kmock.ResourceInfo(
+                kind=names["kind"], singular=names.get("singular"), namespaced=spec["scope"] == "Namespaced",
+                shortnames=set(names.get("shortNames", [])), categories=set(names.get("categories", [])),
+                verbs={"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"},
+                subresources=set((version.get("subresources") or {}).keys()))
+
+    # -- direct access for tests and the demo ---------------------------------------------------
+
+    def get(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The stored object (a copy), e.g. get('apps/v1/deployments', 'ns', 'web')."""
+        res = kmock.resource(resource)
+        obj = self._store.get((res.group or "", res.plural or "", namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        res = kmock.resource(resource)
+        return [copy.deepcopy(o) for (g, p, ns, _), o in sorted(self._store.items(), key=lambda kv: str(kv[0]))
+                if (g, p) == (res.group or "", res.plural or "") and (namespace is None or ns == namespace)]
+
+    async def put_status(self, resource: str, namespace: str | None, name: str,
+                         status: Mapping[str, Any]) -> None:
+        """Write an object's status as its controller would (tests drive transitions with it)."""
+        res = kmock.resource(resource)
+        key = (res.group or "", res.plural or "", namespace, name)
+        obj = self._store[key]
+        self._write(key, {**obj, "status": merge(obj.get("status"), dict(status))}, "MODIFIED")
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    # -- request routing ------------------------------------------------------------------------
+
+    def _ordered(self) -> list[Any]:
+        if self._sorted[0] != len(self._payloads) or any(p not in self._sorted[1] for p in self._payloads[-3:]):
+            prios = [p.priorities for p in self._payloads]
+            width = max((len(p) for p in prios), default=0)
+            keys = [tuple(-x for x in p) + (0,) * (width - len(p)) for p in prios]
+            order = sorted(range(len(prios)), key=lambda i: keys[i])
+            self._sorted = (len(self._payloads), [self._payloads[i] for i in order])
+        return self._sorted[1]
+
+    async def _react(self, request: rendering.Request, builtin: bool) -> aiohttp.web.StreamResponse | None:
+        for payload in self._ordered():
+            if (id(payload) in self._builtin) != builtin or payload._disabled.is_set():
+                continue
+            if not _fast_match(payload, request):
+                continue
+            try:
+                return await payload(request)
+            except rendering.ReactionMismatchError:
+                payload._disabled.set()
+            except NotImplementedError:
+                pass
+        return None
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        response = await self._react(request, builtin=False)  # faults injected by tests come first
+        if response is not None:
+            return response
+        if request.resource is not None and request.resource.plural and self._info(request):
+            return await self._serve_object(request)
+        response = await self._react(request, builtin=True)  # discovery
+        if response is None:
+            raise NotImplementedError(f"no reaction for {request.method} {request.url}")
+        return response
+
+    def _info(self, request: rendering.Request) -> kmock.ResourceInfo | None:
+        res = request.resource
+        for known in self.resources:
+            if (known.group, known.version, known.plural) == (res.group, res.version, res.plural):
+                return self.resources[known]
+        return None
+
+    async def _serve_version(self, request: rendering.Request) -> Any:
+        result = await super()._serve_version(request)
+        if isinstance(result, dict) and result.get("groupVersion", "").startswith("/"):
+            result["groupVersion"] = result["groupVersion"][1:]  # "/v1" -> "v1" for the core group
+        return result
+
+    async def _serve_object(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        info = self._info(request)
+        assert info is not None and request.resource is not None
+        res = request.resource
+        ns = request.namespace if info.namespaced else None
+        method = str(request.method).upper().split(".")[-1]
+        if request.name is None:
+            if method == "GET" and request.params.get("watch") in ("true", "1"):
+                return await self._watch(request, info, ns)
+            if method == "GET":
+                return self._json(self._list(request, info, ns))
+            if method == "POST":
+                return self._json(self._create(request, info, ns), status=201)
+            if method == "DELETE":
+                return self._json(self._delete_collection(request, info, ns))
+        else:
+            key: Key = (res.group or "", res.plural or "", ns, request.name)
+            sub = request.subresource
+            if sub not in (None, "status", "scale") or (sub and sub not in info.subresources):
+                raise _error(404, "NotFound", f"the server could not find the requested resource ({sub})")
+            if method == "GET":
+                return self._json(self._scale(key) if sub == "scale" else self._existing(key, info))
+            if method in ("PATCH", "PUT"):
+                return self._json(self._modify(request, info, key, method, sub))
+            if method == "DELETE":
+                return self._json(self._delete(key, info, request.data or {}))
+        raise _error(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    @staticmethod
+    def _json(payload: Any, status: int = 200) -> aiohttp.web.Response:
+        return aiohttp.web.Response(text=json.dumps(payload), status=status, content_type="application/json")
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _existing(self, key: Key, info: kmock.ResourceInfo) -> dict[str, Any]:
+        obj = self._store.get(key)
+        if obj is None:
+            raise _error(404, "NotFound", f'{key[1]} "{key[3]}" not found',
+                         {"name": key[3], "kind": key[1]})
+        return obj
+
+    def _matching(self, request: rendering.Request, group: str, plural: str,
+                  ns: str | None) -> Iterator[dict[str, Any]]:
+        labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
+        for (g, p, ons, _), obj in self._store.items():
+            if (g, p) == (group, plural) and (ns is None or ons == ns) and self._selected(obj, labels, fields):
+                yield obj
+
+    @staticmethod
+    def _selected(obj: Mapping[str, Any], labels: str, fields: str) -> bool:
+        meta = obj.get("metadata") or {}
+        return (not labels or _selector_matches(labels, meta.get("labels") or {})) and \
+            (not fields or _field_matches(fields, obj))
+
+    def _list(self, request: rendering.Request, info: kmock.ResourceInfo, ns: str | None) -> dict[str, Any]:
+        res = request.resource
+        items = list(self._matching(request, res.group or "", res.plural or "", ns))
+        api_version = f"{res.group}/{res.version}" if res.group else res.version
+        return {"apiVersion": api_version, "kind": f"{info.kind}List",
+                "metadata": {"resourceVersion": str(self._rv)}, "items": items}
+
+    async def _watch(self, request: rendering.Request, info: kmock.ResourceInfo,
+                     ns: str | None) -> aiohttp.web.StreamResponse:
+        res = request.resource
+        group, plural = res.group or "", res.plural or ""
+        labels, fields = request.params.get("labelSelector", ""), request.params.get("fieldSelector", "")
+        since = request.params.get("resourceVersion", "")
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request._raw_request)
+
+        async def send(kind: str, obj: Mapping[str, Any]) -> None:
+            await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+
+        if since in ("", "0"):
+            cursor = self._rv
+            for obj in list(self._matching(request, group, plural, ns)):
+                await send("ADDED", obj)
+        else:
+            cursor = int(since)
+            if cursor < self._oldest_rv:
+                await send("ERROR", {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                     "reason": "Expired", "message": f"too old resource version: {since}"})
+                await response.write_eof()
+                return response
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        try:
+            while not self._closed and (deadline is None or loop.time() < deadline):
+                batch = self._events_after(cursor)
+                if not batch:
+                    if self._changed is None:
+                        self._changed = loop.create_future()
+                    remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                    try:
+                        await asyncio.wait_for(asyncio.shield(self._changed), remaining)
+                    except TimeoutError:
+                        break
+                    continue
+                for rv, (g, p, ons, _), event in batch:
+                    cursor = rv
+                    if (g, p) == (group, plural) and (ns is None or ons == ns) and \
+                            self._selected(event["object"], labels, fields):
+                        await send(event["type"], event["object"])
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            pass
+        return response
+
+    def _events_after(self, rv: int) -> list[tuple[int, Key, dict[str, Any]]]:
+        events = self._events
+        lo, hi = 0, len(events)
+        while lo < hi:  # binary search: events are ordered by resourceVersion
+            mid = (lo + hi) // 2
+            if events[mid][0] <= rv:
+                lo = mid + 1
+            else:
+                hi = mid
+        return events[lo:]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _write(self, key: Key, obj: dict[str, Any], event: str) -> dict[str, Any]:
+        """Store a new version (objects are never mutated in place) and tell the watchers."""
+        self._rv += 1
+        obj = copy.deepcopy(obj)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
+        if event == "DELETED":
+            self._store.pop(key, None)
+        else:
+            self._store[key] = obj
+        self._events.append((self._rv, key, {"type": event, "object": obj}))
+        if len(self._events) > MAX_EVENTS:
+            drop = len(self._events) - MAX_EVENTS // 2
+            self._oldest_rv = self._events[drop - 1][0]
+            del self._events[:drop]
+        if self._changed is not None:  # wake the watchers (checked and awaited without a gap)
+            if not self._changed.done():
+                self._changed.set_result(None)
+            self._changed = None
+        return obj
+
+    def _create(self, request: rendering.Request, info: kmock.ResourceInfo, ns: str | None) -> dict[str, Any]:
+        res = request.resource
+        obj = copy.deepcopy(request.data) if isinstance(request.data, dict) else None
+        if obj is None:
+            raise _error(400, "BadRequest", "the request body is not a JSON object")
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise _error(422, "Invalid", "metadata.name: Required value: name or generateName is required")
+            meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        if info.namespaced:
+            if meta.get("namespace") not in (None, ns):
+                raise _error(400, "BadRequest", "the namespace of the object does not match the URL")
+            meta["namespace"] = ns
+        key: Key = (res.group or "", res.plural or "", ns, meta["name"])
+        if key in self._store:
+            raise _error(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists',
+                         {"name": meta["name"], "kind": res.plural})
+        obj["apiVersion"] = f"{res.group}/{res.version}" if res.group else res.version
+        obj["kind"] = info.kind
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        meta.pop("resourceVersion", None)
+        if "status" in info.subresources:
+            obj.pop("status", None)
+        stored = self._write(key, obj, "ADDED")
+        if res.group == "apiextensions.k8s.io" and res.plural == "customresourcedefinitions":
+            self.register_crd(stored)
+        self._after_write(key, None, stored)
+        return stored
+
+    def _modify(self, request: rendering.Request, info: kmock.ResourceInfo, key: Key, method: str,
+                sub: str | None) -> dict[str, Any]:
+        old = self._existing(key, info)
+        body = request.data
+        if sub == "scale":
+            replicas = (body or {}).get("spec", {}).get("replicas") if method == "PUT" else \
+                self._patched(request, self._scale(key)).get("spec", {}).get("replicas")
+            new = merge(old, {"spec": {"replicas": replicas}})
+        elif method == "PUT":
+            if not isinstance(body, dict):
+                raise _error(400, "BadRequest", "the request body is not a JSON object")
+            rv = (body.get("metadata") or {}).get("resourceVersion")
+            if not rv:
+                raise _error(422, "Invalid", "metadata.resourceVersion: Invalid value: must be specified for an update")
+            new = copy.deepcopy(body)
+        else:
+            new = self._patched(request, old)
+        rv = (new.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise _error(409, "Conflict", f'Operation cannot be fulfilled on {key[1]} "{key[3]}": the object '
+                         "has been modified; please apply your changes to the latest version and try again")
+        new = self._keep_server_fields(old, new, info, sub)
+        if new == old:
+            return old  # a no-op write does not bump the resourceVersion, as on a real server
+        meta = new["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self._remove(key)
+            return new
+        stored = self._write(key, new, "MODIFIED")
+        self._after_write(key, old, stored)
+        return stored
+
+    def _patched(self, request: rendering.Request, old: dict[str, Any]) -> dict[str, Any]:
+        ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        body = request.data
+        if ctype == "application/json-patch+json":
+            if not isinstance(body, list):
+                raise _error(400, "BadRequest", "a JSON patch must be a list of operations")
+            return json_patch(old, body)
+        if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            if not isinstance(body, dict):
+                raise _error(400, "BadRequest", "a merge patch must be a JSON object")
+            return merge(old, body)
+        raise _error(415, "UnsupportedMediaType", f"the emulator does not support patches of type {ctype!r} "
+                     "(server-side apply needs a real API server)")
+
+    @staticmethod
+    def _keep_server_fields(old: dict[str, Any], new: dict[str, Any], info: kmock.ResourceInfo,
+                            sub: str | None) -> dict[str, Any]:
+        """What clients cannot change: identity, and status vs. spec across the subresources."""
+        new = dict(new)
+        meta = dict(new.get("metadata") or {})
+        for field_ in ("uid", "creationTimestamp", "name", "namespace", "generation", "deletionTimestamp"):
+            if field_ in old["metadata"]:
+                meta[field_] = old["metadata"][field_]
+            else:
+                meta.pop(field_, None)
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        new["metadata"] = meta
+        new["apiVersion"], new["kind"] = old.get("apiVersion"), old.get("kind")
+        if "status" in info.subresources:
+            if sub == "status":  # only the status changes through /status
+                new = {**old, "status": new.get("status")}
+                if new["status"] is None:
+                    del new["status"]
+            elif "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        spec_old = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+        spec_new = {k: v for k, v in new.items() if k not in ("metadata", "status")}
+        if spec_old != spec_new:
+            new["metadata"] = {**new["metadata"], "generation": int(old["metadata"].get("generation", 1)) + 1}
+        return new
+
+    def _scale(self, key: Key) -> dict[str, Any]:
+        obj = self._store.get(key)
+        if obj is None:
+            raise _error(404, "NotFound", f'{key[1]} "{key[3]}" not found')
+        return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {k: obj["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion")
+                             if k in obj["metadata"]},
+                "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                           "selector": (obj.get("status") or {}).get("selector", "")}}
+
+    def _delete(self, key: Key, info: kmock.ResourceInfo, options: Mapping[str, Any]) -> dict[str, Any]:
+        obj = self._existing(key, info)
+        meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            return obj
+        if meta.get("finalizers"):
+            return self._write(key, {**obj, "metadata": {**meta, "deletionTimestamp": _now()}}, "MODIFIED")
+        self._remove(key, orphan=(options or {}).get("propagationPolicy") == "Orphan")
+        return obj
+
+    def _delete_collection(self, request: rendering.Request, info: kmock.ResourceInfo,
+                           ns: str | None) -> dict[str, Any]:
+        res = request.resource
+        for obj in list(self._matching(request, res.group or "", res.plural or "", ns)):
+            meta = obj["metadata"]
+            self._delete((res.group or "", res.plural or "", meta.get("namespace"), meta["name"]), info, {})
+        return {"apiVersion": "v1", "kind": "Status", "status": "Success"}
+
+    def _remove(self, key: Key, orphan: bool = False) -> None:
+        obj = self._store.get(key)
+        if obj is None:
+            return
+        self._write(key, obj, "DELETED")
+        self._after_delete(key, obj)
+        if not orphan:
+            self._collect_garbage(obj["metadata"]["uid"])
+
+    def _collect_garbage(self, uid: str) -> None:
+        """Delete dependents whose owners are all gone (background propagation)."""
+        alive = {o["metadata"].get("uid") for o in self._store.values()}
+        for key, obj in list(self._store.items()):
+            refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+            if any(r.get("uid") == uid for r in refs) and not any(r.get("uid") in alive for r in refs):
+                meta = obj["metadata"]
+                if meta.get("finalizers"):
+                    if not meta.get("deletionTimestamp"):
+                        self._write(key, {**obj, "metadata": {**meta, "deletionTimestamp": _now()}}, "MODIFIED")
+                else:
+                    self._remove(key)
+
+    # -- controller stand-ins ---------------------------------------------------------------------
+
+    def _after_write(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        if not self.controllers:
+            return
+        if key[:2] == ("", "persistentvolumeclaims"):
+            self._soon(self._bind_claim(key))
+        elif key[:2] == ("apps", "deployments"):
+            self._soon(self._roll_out(key))
+
+    def _after_delete(self, key: Key, obj: dict[str, Any]) -> None:
+        if not self.controllers or key[:2] != ("", "persistentvolumeclaims"):
+            return
+        volume = (obj.get("spec") or {}).get("volumeName")
+        pv_key: Key = ("", "persistentvolumes", None, volume or "")
+        pv = self._store.get(pv_key)
+        if pv is None:
+            return
+        if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete":
+            self._remove(pv_key)
+        else:
+            self._write(pv_key, {**pv, "status": {"phase": "Released"}}, "MODIFIED")
+
+    def _soon(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bind_claim(self, key: Key) -> None:
+        """What the provisioner and the PV controller do: a volume, then the claim Bound."""
+        await asyncio.sleep(0)
+        claim = self._store.get(key)
+        if claim is None:
+            return
+        spec = claim.get("spec") or {}
+        size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        status = claim.get("status") or {}
+        if status.get("phase") == "Bound":
+            if (status.get("capacity") or {}).get("storage") != size:  # expansion
+                self._write(key, {**claim, "status": {**status, "capacity": {"storage": size}}}, "MODIFIED")
+            return
+        pv_name = f"pvc-{claim['metadata']['uid']}"
+        meta = claim["metadata"]
+        self._write(("", "persistentvolumes", None, pv_name), {
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": pv_name, "uid": str(uuid.uuid4()), "creationTimestamp": _now()},
+            "spec": {"capacity": {"storage": size}, "accessModes": spec.get("accessModes", []),
+                     "persistentVolumeReclaimPolicy": "Delete",
+                     "storageClassName": spec.get("storageClassName") or "standard",
+                     "hostPath": {"path": f"/tmp/hostpath_pv/{pv_name}"},
+                     "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
+                                  "name": meta["name"], "uid": meta["uid"]}},
+            "status": {"phase": "Bound"}}, "ADDED")
+        claim = self._write(key, merge(claim, {"spec": {"volumeName": pv_name,
+                                                        "storageClassName": spec.get("storageClassName") or "standard"}}),
+                            "MODIFIED")
+        self._write(key, {**claim, "status": {"phase": "Bound", "capacity": {"storage": size},
+                                              "accessModes": spec.get("accessModes", [])}}, "MODIFIED")
+
+    async def _roll_out(self, key: Key) -> None:
+        """What the Deployment controller and kubelets do, instantly: all replicas ready."""
+        await asyncio.sleep(0)
+        deployment = self._store.get(key)
+        if deployment is None:
+            return
+        replicas = (deployment.get("spec") or {}).get("replicas", 1)
+        generation = deployment["metadata"].get("generation", 1)
+        status = {"observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
+                  "availableReplicas": replicas, "updatedReplicas": replicas,
+                  "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                                 {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}
+        if deployment.get("status") != status:
+            self._write(key, {**deployment, "status": status}, "MODIFIED")

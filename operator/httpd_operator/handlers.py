@@ -1,0 +1,125 @@
+"""The kopf side: watches feed indexes, and every event about a site or its children kicks it.
+
+Only event handlers and indexes are used: kopf then writes no finalizers and no annotations of
+its own, so the operator's writes are exactly the children, the status and events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import kubernetes
+
+from httpd_operator import GROUP, PLURAL, VERSION
+from httpd_operator.kube import Kube
+from httpd_operator.reconcile import INDEXES, Engine
+from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from httpd_operator.settings import Settings
+
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration the client uses (one source of truth)."""
+    auth = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
+    scheme, token = (auth.split(" ", 1) if auth and " " in auth else ("Bearer", auth))
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme if token else None,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        default_namespace="default",
+    )
+
+
+def _volume(spec: Any) -> dict[str, Any]:
+    volume = (spec or {}).get("volume") if isinstance(spec, dict) else None
+    return volume if isinstance(volume, dict) else {}
+
+
+def build(settings: Settings, configuration: kubernetes.client.Configuration,
+          debounce: float = 0.05) -> tuple[kopf.OperatorRegistry, Engine]:
+    """A fresh registry with the operator's handlers, and the engine they drive."""
+    registry = kopf.OperatorRegistry()
+    engine = Engine(settings=settings, kube=Kube(configuration), debounce=debounce)
+    site_resource = (GROUP, VERSION, PLURAL)
+
+    def remember_indexes(kwargs: dict[str, Any]) -> None:
+        for name in INDEXES:
+            engine.indexes.setdefault(name, kwargs[name])
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 60
+        settings.execution.max_workers = 16
+
+    @kopf.on.cleanup(registry=registry)
+    def close(**_: Any) -> None:
+        engine.kube.close()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(configuration)
+
+    @kopf.index(*site_resource, id="sites", registry=registry)
+    def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace, name): body}
+
+    @kopf.index(*site_resource, id="sharers", registry=registry)
+    def sharers(namespace: str, name: str, spec: Any, **_: Any) -> Any:
+        """Sites that mount another site's volume (FromSite), by the site they mount."""
+        source = _volume(spec).get("fromSite")
+        return {(namespace, source): name} if source else None
+
+    @kopf.index(*site_resource, id="claim_users", registry=registry)
+    def claim_users(namespace: str, name: str, spec: Any, **_: Any) -> Any:
+        """Sites that mount a claim they do not own (ExistingClaim), by claim name."""
+        claim = _volume(spec).get("claimName")
+        return {(namespace, claim): name} if claim else None
+
+    @kopf.index("persistentvolumeclaims", id="claims", registry=registry)
+    def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace, name): body}
+
+    @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)
+    def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace, name): body}
+
+    @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
+    def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace, name): body}
+
+    @kopf.on.event(*site_resource, id="site", registry=registry)
+    async def site_event(type: str | None, namespace: str, name: str, sharers: kopf.Index,
+                         **kwargs: Any) -> None:
+        remember_indexes(kwargs)
+        if type != "DELETED":
+            engine.kick((namespace, name))
+        for dependent in sharers.get((namespace, name), []):
+            engine.kick((namespace, dependent))
+
+    def child_event(kind: str) -> Any:
+        async def handler(type: str | None, body: kopf.Body, namespace: str, name: str,
+                          labels: Any, claim_users: kopf.Index, **kwargs: Any) -> None:
+            remember_indexes(kwargs)
+            if type == "DELETED":
+                engine.forget(kind, namespace, name, body.get("metadata", {}).get("uid"))
+            if labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_INSTANCE):
+                engine.kick((namespace, labels[LABEL_INSTANCE]))
+            for user in claim_users.get((namespace, name), []) if kind == "PersistentVolumeClaim" else []:
+                engine.kick((namespace, user))
+        return handler
+
+    kopf.on.event("persistentvolumeclaims", id="claim", registry=registry)(child_event("PersistentVolumeClaim"))
+    kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="deployment",
+                  registry=registry)(child_event("Deployment"))
+    kopf.on.event("v1", "services", labels=MANAGED, id="service", registry=registry)(child_event("Service"))
+    return registry, engine

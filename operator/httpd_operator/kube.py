@@ -1,0 +1,133 @@
+"""A thin, generic Kubernetes client: paths from kinds, JSON in and out, errors as values.
+
+It rides on the official `kubernetes` client for configuration (kubeconfig, in-cluster, tokens,
+TLS) and runs its blocking calls in threads, so kopf's event loop keeps serving watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+
+from httpd_operator import GROUP, PLURAL, VERSION
+
+
+@dataclass(frozen=True)
+class Kind:
+    prefix: str      # "/api/v1" or "/apis/apps/v1"
+    plural: str
+    namespaced: bool = True
+
+
+KINDS: dict[str, Kind] = {
+    "PersistentVolumeClaim": Kind("/api/v1", "persistentvolumeclaims"),
+    "PersistentVolume": Kind("/api/v1", "persistentvolumes", namespaced=False),
+    "Service": Kind("/api/v1", "services"),
+    "Deployment": Kind("/apis/apps/v1", "deployments"),
+    "HttpdSite": Kind(f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+
+
+class ApiError(Exception):
+    """A failed API call, with the HTTP status and the server's Status message."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+    k = KINDS[kind]
+    parts = [k.prefix]
+    if k.namespaced and namespace:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(k.plural)
+    if name:
+        parts.append(name)
+    if sub:
+        parts.append(sub)
+    return "/".join(parts)
+
+
+class Kube:
+    """Blocking calls through `kubernetes.client.ApiClient`, offered as coroutines."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration) -> None:
+        self.configuration = configuration
+        self.api = kubernetes.client.ApiClient(configuration)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def _call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
+              query: Mapping[str, str] | None = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            method, full_url, headers, body, _ = self.api.param_serialize(
+                method, url, query_params=list((query or {}).items()), header_params=headers,
+                body=body, auth_settings=["BearerToken"])
+            response = self.api.call_api(method, full_url, header_params=headers, body=body,
+                                         _request_timeout=30)
+            response.read()
+        except kubernetes.client.ApiException as exc:
+            raise ApiError(exc.status or 0, exc.reason or str(exc)) from None
+        except Exception as exc:  # connection refused, reset, timeout: retried like a 503
+            raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
+        data = json.loads(response.data) if response.data else None
+        if response.status >= 400:
+            message = data.get("message") if isinstance(data, dict) else None
+            retry = response.getheader("Retry-After")
+            raise ApiError(response.status, message or str(response.reason), float(retry) if retry else None)
+        return data
+
+    async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
+                   query: Mapping[str, str] | None = None) -> Any:
+        return await asyncio.to_thread(self._call, method, url, body, content_type, query)
+
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.call("GET", path(kind, namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        return await self.call("POST", path(obj["kind"], meta.get("namespace")), body=obj)
+
+    async def patch(self, kind: str, namespace: str | None, name: str, patch: Mapping[str, Any],
+                    sub: str | None = None) -> dict[str, Any]:
+        return await self.call("PATCH", path(kind, namespace, name, sub), body=patch,
+                               content_type="application/merge-patch+json")
+
+    async def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        try:
+            await self.call("DELETE", path(kind, namespace, name))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+
+def load_configuration(kubeconfig: str | None = None, context: str | None = None
+                       ) -> kubernetes.client.Configuration:
+    """The cluster to talk to: a kubeconfig if given or found, else the in-cluster service account."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_kube_config(config_file=kubeconfig, context=context,
+                                           client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        if kubeconfig:
+            raise
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32
+    return configuration

@@ -1,0 +1,304 @@
+"""Bring one site's children and status in line with its spec: apply and report, nothing more.
+
+The operator keeps what it has seen in memory (kopf indexes fed by watches), so a converged site
+costs no API request at all, and a restart on a converged cluster writes nothing. Events about a
+site or any of its children only *kick* the site: bursts are coalesced into one reconcile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from httpd_operator.diff import is_subset, merge_patch
+from httpd_operator.errors import SpecError
+from httpd_operator.kube import ApiError, Kube
+from httpd_operator.quantity import QuantityError, parse_quantity
+from httpd_operator.render import Rendered, render_site
+from httpd_operator.render.meta import ANNOTATION_RECLAIM
+from httpd_operator.render.volumes import WAITING_REASONS
+from httpd_operator.settings import Settings
+from httpd_operator.spec import SiteSpec, parse_site
+from httpd_operator.status import Observed, condition, desired_status, merge_conditions
+
+logger = logging.getLogger("httpd_operator")
+SiteKey = tuple[str, str]
+ANNOTATION_PROTECTED = "httpd.dev/volume-protected"
+INDEXES = ("sites", "claims", "deployments", "services")
+
+
+def _first(index: Any, key: Any) -> Any:
+    if index is None:
+        return None
+    store = index.get(key)
+    return next(iter(store), None) if store else None
+
+
+def _rv(obj: Mapping[str, Any] | None) -> int:
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or -1)
+    except ValueError:
+        return -1
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Sites(Mapping[str, "SiteSpec | SpecError"]):
+    """The namespace's sites, parsed on demand (only FromSite ever looks them up)."""
+
+    def __init__(self, engine: Engine, namespace: str) -> None:
+        self.engine, self.namespace = engine, namespace
+
+    def __getitem__(self, name: str) -> SiteSpec | SpecError:
+        body = _first(self.engine.indexes.get("sites"), (self.namespace, name))
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            raise KeyError(name)
+        try:
+            return parse_site(body, self.engine.settings)
+        except SpecError as exc:
+            return exc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@dataclass
+class Engine:
+    """Per-operator state: settings, the client, the indexes, and the reconcile scheduler."""
+
+    settings: Settings
+    kube: Kube
+    debounce: float = 0.05
+    indexes: dict[str, Any] = field(default_factory=dict)
+    written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    on_result: Callable[[str, float], None] | None = None   # metrics hook: (result, seconds)
+    _pending: set[SiteKey] = field(default_factory=set)
+    _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
+    _attempts: dict[SiteKey, int] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # -- scheduling ------------------------------------------------------------------------------
+
+    def kick(self, key: SiteKey, delay: float | None = None) -> None:
+        """Reconcile the site soon; kicks that arrive before it runs are folded into one."""
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(key, self.debounce if delay is None else delay))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: SiteKey, delay: float) -> None:
+        await asyncio.sleep(delay)  # a debounce window, not a synchronisation
+        lock = self._running.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._pending.discard(key)
+            started = asyncio.get_running_loop().time()
+            try:
+                result = await self.reconcile(*key)
+                self._attempts.pop(key, None)
+            except ApiError as exc:
+                attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+                backoff = exc.retry_after or min(60.0, 0.5 * 2 ** min(attempt, 7))
+                logger.warning("site %s/%s: API error %s; retrying in %.1fs", *key, exc, backoff)
+                result = "error"
+                self.kick(key, delay=backoff)
+            except Exception:  # a bug must not kill the operator or other sites
+                logger.exception("site %s/%s: reconcile failed", *key)
+                attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+                result = "error"
+                self.kick(key, delay=min(300.0, 2.0 ** min(attempt, 8)))
+            if self.on_result:
+                self.on_result(result, asyncio.get_running_loop().time() - started)
+
+    async def drain(self) -> None:
+        """Wait for scheduled reconciles (tests and the demo use it)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- observed state ------------------------------------------------------------------------
+
+    def actual(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The newest of what the watch delivered and what our own last write returned."""
+        index = {"PersistentVolumeClaim": "claims", "Deployment": "deployments",
+                 "Service": "services", "HttpdSite": "sites"}[kind]
+        seen = _first(self.indexes.get(index), (namespace, name))
+        mine = self.written.get((kind, namespace, name))
+        if mine is not None and (seen is None or _rv(mine) > _rv(seen)):
+            return mine
+        if mine is not None:
+            del self.written[(kind, namespace, name)]  # the watch caught up
+        return dict(seen) if seen is not None else None
+
+    def forget(self, kind: str, namespace: str, name: str, uid: str | None) -> None:
+        """A child was deleted: drop our copy of it, unless we have already re-created it."""
+        mine = self.written.get((kind, namespace, name))
+        if mine is not None and (mine.get("metadata") or {}).get("uid") == uid:
+            del self.written[(kind, namespace, name)]
+
+    def _remember(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj.get("metadata") or {}
+        self.written[(obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))] = obj
+        return obj
+
+    # -- the reconcile -------------------------------------------------------------------------
+
+    async def reconcile(self, namespace: str, name: str) -> str:
+        body = self.actual("HttpdSite", namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return "gone"
+        try:
+            rendered: Rendered | SpecError = render_site(parse_site(body, self.settings),
+                                                         _Sites(self, namespace))
+        except SpecError as exc:
+            rendered = exc
+        extra: list[dict[str, Any]] = []
+        changed: list[str] = []
+        if isinstance(rendered, Rendered):
+            for obj in rendered.objects:
+                note = await self._apply(rendered.site, obj, changed)
+                if note:
+                    extra.append(note)
+            await self._protect_volume(rendered)
+        observed = Observed(
+            claim=self.actual("PersistentVolumeClaim", namespace, rendered.volume.claim)
+            if isinstance(rendered, Rendered) and rendered.volume.claim else None,
+            deployment=self.actual("Deployment", namespace, name))
+        status = desired_status(body, rendered, observed)
+        if isinstance(rendered, Rendered):
+            status["conditions"].append(extra[0] if extra else
+                                        condition("VolumeSynced", True, "InSync", "the volume matches the spec"))
+        wrote_status = await self._write_status(body, status)
+        if changed:
+            kopf.info(body, reason="Applied", message="; ".join(changed))
+        if wrote_status:
+            self._announce(body, status)
+        return "changed" if changed or wrote_status else "unchanged"
+
+    async def _apply(self, site: SiteSpec, want: dict[str, Any], changed: list[str]) -> dict[str, Any] | None:
+        """Create or patch one child; returns a VolumeSynced=False condition if a change is refused."""
+        kind, meta = want["kind"], want["metadata"]
+        have = self.actual(kind, meta["namespace"], meta["name"])
+        if have is None:
+            try:
+                self._remember(await self.kube.create(want))
+                changed.append(f"created {kind} {meta['name']}")
+                return None
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                have = await self.kube.get(kind, meta["namespace"], meta["name"])
+                if have is None:
+                    raise
+                self._remember(have)
+        note = None
+        if kind == "PersistentVolumeClaim":
+            want, note = self._claim_changes(want, have)
+        if is_subset(want, have):
+            return note
+        patch = merge_patch(want, have)
+        if kind == "PersistentVolumeClaim" and "ownerReferences" not in meta and have["metadata"].get("ownerReferences"):
+            # Retain: no owner, so deleting the site never deletes the claim.
+            patch.setdefault("metadata", {})["ownerReferences"] = None
+        self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch))
+        changed.append(f"updated {kind} {meta['name']} ({', '.join(sorted(_paths(patch)))})")
+        return note
+
+    def _claim_changes(self, want: dict[str, Any], have: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Only metadata and growth can change on a claim; anything else is reported, never forced."""
+        hspec = have.get("spec") or {}
+        wspec = want["spec"]
+        allowed: dict[str, Any] = {"metadata": want["metadata"]}
+        if "ownerReferences" not in want["metadata"]:
+            allowed["metadata"] = {k: v for k, v in want["metadata"].items() if k != "ownerReferences"}
+        problems = []
+        for field_ in ("storageClassName", "accessModes", "volumeMode"):
+            if field_ in wspec and field_ in hspec and wspec[field_] != hspec[field_]:
+                problems.append(f"spec.volume.{field_} is {wspec[field_]!r} but claim "
+                                f"{want['metadata']['name']} has {hspec[field_]!r}, which Kubernetes "
+                                "cannot change on an existing claim")
+        wsize = wspec["resources"]["requests"]["storage"]
+        hsize = ((hspec.get("resources") or {}).get("requests") or {}).get("storage", "0")
+        try:
+            grow = parse_quantity(wsize) > parse_quantity(hsize)
+            shrink = parse_quantity(wsize) < parse_quantity(hsize)
+        except QuantityError:
+            grow = shrink = False
+        if grow:
+            allowed["spec"] = {"resources": {"requests": {"storage": wsize}}}
+        if shrink:
+            problems.append(f"spec.volume.size {wsize} is smaller than the claim's {hsize}; "
+                            "claims can grow but never shrink, so it was left as it is")
+            return allowed, condition("VolumeSynced", False, "ShrinkRefused", problems[-1])
+        if problems:
+            return allowed, condition("VolumeSynced", False, "ImmutableField", "; ".join(problems))
+        return allowed, None
+
+    async def _protect_volume(self, rendered: Rendered) -> None:
+        """Retain claims: make the bound PersistentVolume outlive a claim deleted by hand too."""
+        site = rendered.site
+        if not self.settings.protect_volumes or site.volume.type != "Managed" or \
+                site.volume.reclaim_policy != "Retain":
+            return
+        claim = self.actual("PersistentVolumeClaim", site.namespace, rendered.volume.claim or "")
+        if claim is None or (claim.get("status") or {}).get("phase") != "Bound":
+            return
+        volume = (claim.get("spec") or {}).get("volumeName")
+        annotations = (claim.get("metadata") or {}).get("annotations") or {}
+        if not volume or annotations.get(ANNOTATION_PROTECTED) == volume:
+            return
+        pv = await self.kube.get("PersistentVolume", None, volume)
+        if pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
+            await self.kube.patch("PersistentVolume", None, volume,
+                                  {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+            kopf.info(claim, reason="VolumeProtected",
+                      message=f"set PersistentVolume {volume}'s reclaim policy to Retain")
+        meta = claim["metadata"]
+        self._remember(await self.kube.patch(
+            "PersistentVolumeClaim", meta["namespace"], meta["name"],
+            {"metadata": {"annotations": {ANNOTATION_PROTECTED: volume,
+                                          ANNOTATION_RECLAIM: site.volume.reclaim_policy}}}))
+
+    async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> bool:
+        old = body.get("status") or {}
+        status["conditions"] = merge_conditions(status["conditions"], old.get("conditions"), _now())
+        if status == {k: v for k, v in old.items() if k in status} and set(old) <= set(status):
+            return False
+        patch = {"status": {**{k: None for k in old if k not in status}, **status}}
+        meta = body["metadata"]
+        self._remember(await self.kube.patch("HttpdSite", meta["namespace"], meta["name"], patch, sub="status"))
+        return True
+
+    def _announce(self, body: dict[str, Any], status: dict[str, Any]) -> None:
+        """A Warning event and a log line when the site is refused or degraded (once per change)."""
+        old = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+        for cond in status["conditions"]:
+            prior = old.get(cond["type"]) or {}
+            if cond["status"] == "True" or (prior.get("status"), prior.get("reason"), prior.get("message")) == \
+                    (cond["status"], cond["reason"], cond["message"]):
+                continue
+            refused = status.get("phase") in ("Failed", "Degraded") or cond["reason"] in WAITING_REASONS
+            if cond["type"] == "Ready" and refused or cond["type"] == "VolumeSynced":
+                meta = body["metadata"]
+                logger.warning("site %s/%s: %s: %s", meta.get("namespace"), meta.get("name"),
+                               cond["reason"], cond["message"])
+                kopf.warn(body, reason=cond["reason"], message=cond["message"])
+
+
+def _paths(patch: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and value and key in ("metadata", "spec", "template"):
+            yield from _paths(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"

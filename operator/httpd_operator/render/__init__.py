@@ -1,0 +1,39 @@
+"""The pure core: a HttpdSite in, the objects it wants out. No I/O, no globals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from httpd_operator.errors import SpecError
+from httpd_operator.render.deployment import render_deployment
+from httpd_operator.render.service import render_service
+from httpd_operator.render.volumes import ResolvedVolume, render_claim, resolve_volume
+from httpd_operator.settings import Settings
+from httpd_operator.spec import SiteSpec, parse_site
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The desired children of one site, and the facts about its volume that status reports."""
+
+    site: SiteSpec
+    volume: ResolvedVolume
+    objects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None = None) -> Rendered:
+    """The desired objects of a parsed site; `sites` resolves `fromSite` (the namespace's sites)."""
+    resolved = resolve_volume(site, sites or {})
+    if resolved.single_pod and site.replicas > 1:
+        raise SpecError("spec.replicas", f"the volume's access mode ReadWriteOncePod allows one pod; "
+                        f"{site.replicas} replicas were asked for", reason="AccessModeConflict")
+    objects = [render_claim(site), render_deployment(site, resolved), render_service(site)]
+    return Rendered(site=site, volume=resolved, objects=[o for o in objects if o is not None])
+
+
+def render_body(body: Mapping[str, Any], settings: Settings,
+                sites: Mapping[str, SiteSpec | SpecError] | None = None) -> Rendered:
+    """Parse and render a HttpdSite body; raises SpecError for a site the operator refuses."""
+    return render_site(parse_site(body, settings), sites)

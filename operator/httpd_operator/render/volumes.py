@@ -1,0 +1,159 @@
+"""The content volume: which storage a site's pods mount, and the claim the operator owns.
+
+Docker's storage ideas map onto Kubernetes primitives here: a managed named volume is a claim
+the operator creates; a bind mount is a hostPath; `--volumes-from` is FromSite; an anonymous
+volume is an emptyDir; NFS is the volume that lets a pod move to any node and keep its data.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from httpd_operator.errors import SpecError
+from httpd_operator.render.meta import ANNOTATION_RECLAIM, LABEL_SITE, claim_name, metadata
+from httpd_operator.settings import DOCUMENT_ROOT
+from httpd_operator.spec import SiteSpec, VolumeSpec
+
+VOLUME_NAME = "htdocs"
+SEED_MOUNT = "/seed-target"
+# Reasons for which a site waits (phase Pending) rather than fails: the fix is elsewhere.
+WAITING_REASONS = frozenset({"SourceSiteNotFound", "SourceSiteEphemeral", "SourceSiteInvalid"})
+
+# Copies the image's own document root into an empty volume, as Docker does for a new named
+# volume. `cp -n` never overwrites, so two pods seeding at once cannot clobber each other, and
+# content written by users is never touched. Nothing from the spec is interpolated here.
+SEED_SCRIPT = f"""set -eu
+if [ -n "$(ls -A {SEED_MOUNT} 2>/dev/null)" ]; then
+  echo "seed: {SEED_MOUNT} is not empty, left as it is"
+else
+  cp -Rn {DOCUMENT_ROOT}/. {SEED_MOUNT}/
+  echo "seed: copied the image's document root into the empty volume"
+fi
+"""
+
+
+@dataclass(frozen=True)
+class ResolvedVolume:
+    """What the pods of a site mount, after following FromSite to the site that owns the data."""
+
+    source: Mapping[str, Any]            # a pod volume source, e.g. {"persistentVolumeClaim": ...}
+    type: str                            # the owning site's volume type
+    claim: str | None = None             # the claim mounted, if any
+    sub_path: str | None = None
+    description: str = ""                # host path, NFS server:path, or source site
+    colocate: bool = False               # pods must share a node (ReadWriteOnce, host path)
+    single_pod: bool = False             # ReadWriteOncePod: one pod at a time
+    access_modes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _own_source(site: SiteSpec, volume: VolumeSpec) -> ResolvedVolume:
+    modes = volume.access_modes
+    rwo_only = not ({"ReadWriteMany", "ReadOnlyMany"} & set(modes))
+    if volume.type in ("Managed", "ExistingClaim"):
+        claim = claim_name(site.name) if volume.type == "Managed" else volume.claim_name
+        return ResolvedVolume(
+            source={"persistentVolumeClaim": {"claimName": claim}}, type=volume.type, claim=claim,
+            sub_path=volume.sub_path, description=f"claim {claim}", colocate=rwo_only,
+            single_pod="ReadWriteOncePod" in modes, access_modes=modes)
+    if volume.type == "HostPath":
+        return ResolvedVolume(
+            source={"hostPath": {"path": volume.host_path, "type": volume.host_path_type}},
+            type="HostPath", sub_path=volume.sub_path, description=f"host path {volume.host_path}",
+            colocate=True)
+    if volume.type == "NFS":
+        return ResolvedVolume(
+            source={"nfs": {"server": volume.nfs_server, "path": volume.nfs_path}}, type="NFS",
+            sub_path=volume.sub_path, description=f"{volume.nfs_server}:{volume.nfs_path}",
+            access_modes=("ReadWriteMany",))
+    empty: dict[str, Any] = {}
+    if volume.size_limit:
+        empty["sizeLimit"] = volume.size_limit
+    if volume.medium:
+        empty["medium"] = volume.medium
+    return ResolvedVolume(source={"emptyDir": empty}, type="Ephemeral", sub_path=volume.sub_path,
+                          description="emptyDir: deleted with the pod")
+
+
+def resolve_volume(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError]) -> ResolvedVolume:
+    """Follow `fromSite` links to the site that owns the data; `sites` are the namespace's sites."""
+    seen = [site.name]
+    current = site
+    subs: list[str] = [site.volume.sub_path] if site.volume.sub_path else []
+    while current.volume.type == "FromSite":
+        target = current.volume.from_site or ""
+        field_ = "spec.volume.fromSite"
+        if target in seen:
+            raise SpecError(field_, f"sites share volumes in a cycle: {' -> '.join([*seen, target])}",
+                            reason="FromSiteCycle")
+        source = sites.get(target)
+        if source is None:
+            raise SpecError(field_, f"site {target!r} does not exist in namespace "
+                            f"{site.namespace}; waiting for it", reason="SourceSiteNotFound")
+        if isinstance(source, SpecError):
+            raise SpecError(field_, f"site {target!r} is invalid ({source.message}); waiting for "
+                            "it to be fixed", reason="SourceSiteInvalid")
+        if source.volume.type == "Ephemeral":
+            raise SpecError(field_, f"site {target!r} has an Ephemeral volume, which lives and dies "
+                            "with each of its pods and cannot be shared", reason="SourceSiteEphemeral")
+        seen.append(target)
+        current = source
+        if current.volume.sub_path:
+            subs.insert(0, current.volume.sub_path)
+    owner = _own_source(current, current.volume)
+    sub_path = posixpath.join(*subs) if subs else None
+    if current is site:
+        return owner
+    return ResolvedVolume(
+        source=owner.source, type="FromSite", claim=owner.claim, sub_path=sub_path,
+        description=f"site {current.name} ({owner.description})", colocate=owner.colocate,
+        single_pod=owner.single_pod, access_modes=owner.access_modes)
+
+
+def render_claim(site: SiteSpec) -> dict[str, Any] | None:
+    """The claim a Managed site owns; Retain claims carry no owner reference, so they outlive it."""
+    volume = site.volume
+    if volume.type != "Managed":
+        return None
+    meta = metadata(site, claim_name(site.name), owned=volume.reclaim_policy == "Delete")
+    meta["labels"][LABEL_SITE] = site.name
+    meta["annotations"] = {ANNOTATION_RECLAIM: volume.reclaim_policy}
+    spec: dict[str, Any] = {
+        "accessModes": list(volume.access_modes),
+        "resources": {"requests": {"storage": volume.size}},
+    }
+    if volume.storage_class_name is not None:
+        spec["storageClassName"] = volume.storage_class_name
+    if volume.volume_mode:
+        spec["volumeMode"] = volume.volume_mode
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
+
+
+def content_mount(site: SiteSpec, resolved: ResolvedVolume) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": VOLUME_NAME, "mountPath": site.volume.mount_path}
+    if resolved.sub_path:
+        mount["subPath"] = resolved.sub_path
+    if site.volume.read_only:
+        mount["readOnly"] = True
+    return mount
+
+
+def seed_container(site: SiteSpec, resolved: ResolvedVolume, image: str,
+                   security: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The init container that seeds an empty volume with the image's document root."""
+    if site.volume.seed != "IfEmpty" or site.volume.read_only:
+        return None
+    mount: dict[str, Any] = {"name": VOLUME_NAME, "mountPath": SEED_MOUNT}
+    if resolved.sub_path:
+        mount["subPath"] = resolved.sub_path
+    return {
+        "name": "seed",
+        "image": image,
+        "command": ["/bin/sh", "-c", SEED_SCRIPT],
+        "securityContext": dict(security),
+        "volumeMounts": [mount],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                      "limits": {"memory": "64Mi"}},
+    }

@@ -1,0 +1,77 @@
+"""Running the operator: in the foreground (the CLI), or in a thread beside an emulated API."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import kopf
+import kubernetes
+
+from httpd_operator.handlers import build
+from httpd_operator.reconcile import Engine
+from httpd_operator.settings import Settings
+
+
+def run(settings: Settings, configuration: kubernetes.client.Configuration,
+        namespaces: Sequence[str] = (), liveness: str | None = None,
+        stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
+        loop: asyncio.AbstractEventLoop | None = None, debounce: float = 0.05,
+        peering: str | None = None, priority: int = 0) -> Engine:
+    """Run until stopped (a signal, or `stop_flag`); watches `namespaces`, or all if empty."""
+    registry, engine = build(settings, configuration, debounce=debounce)
+    serve(registry, namespaces, liveness=liveness, stop_flag=stop_flag, ready_flag=ready_flag,
+          loop=loop, peering=peering, priority=priority)
+    return engine
+
+
+def serve(registry: kopf.OperatorRegistry, namespaces: Sequence[str] = (), *, liveness: str | None = None,
+          stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
+          loop: asyncio.AbstractEventLoop | None = None, peering: str | None = None,
+          priority: int = 0) -> None:
+    kopf.run(
+        loop=loop, registry=registry, clusterwide=not namespaces, namespaces=list(namespaces),
+        standalone=peering is None, peering_name=peering, priority=priority,
+        liveness_endpoint=liveness, stop_flag=stop_flag, ready_flag=ready_flag)
+
+
+class OperatorThread:
+    """The real operator in a thread of its own, talking HTTP to whatever the configuration names.
+
+    Tests run the emulated API server in their own event loop; the operator gets its own loop
+    here, exactly as it would in its own process.
+    """
+
+    def __init__(self, settings: Settings, configuration: kubernetes.client.Configuration,
+                 namespaces: Sequence[str] = (), debounce: float = 0.02) -> None:
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.error: BaseException | None = None
+        self.namespaces = tuple(namespaces)
+        self.registry, self.engine = build(settings, configuration, debounce=debounce)
+        self._thread = threading.Thread(target=self._target, name="httpd-operator", daemon=True)
+
+    def _target(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
+                  loop=loop)
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+        finally:
+            loop.close()
+
+    def start(self, timeout: float = 30) -> OperatorThread:
+        self._thread.start()
+        if not self.ready_flag.wait(timeout):
+            raise TimeoutError("the operator did not become ready")
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stop_flag.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the operator did not stop")
+        if self.error is not None:
+            raise self.error

@@ -1,0 +1,25 @@
+"""The operator's own policy, passed explicitly to the pure renderer (never read from globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The image built from images/httpd/Dockerfile (httpd, apr and apr-util compiled from source).
+DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
+
+# Where the image keeps its document root; the content volume is mounted over it by default.
+DOCUMENT_ROOT = "/usr/local/apache2/htdocs"
+
+# The httpd image's unprivileged user and group (see images/httpd/Dockerfile).
+HTTPD_UID = 10001
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an operator deployment decides for every site it manages."""
+
+    default_image: str = DEFAULT_IMAGE
+    # Host path prefixes that sites may bind-mount (empty: HostPath volumes are refused).
+    allowed_host_paths: tuple[str, ...] = ()
+    # Set the bound PersistentVolume's reclaim policy to Retain for Retain claims.
+    protect_volumes: bool = True

@@ -1,0 +1,172 @@
+"""A site's status from what the operator observed: pure, so every transition is unit-tested.
+
+Conditions follow Kubernetes' conventions (type/status/reason/message/lastTransitionTime); the
+transition time moves only when a condition's status changes, so a steady site writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from httpd_operator.errors import SpecError
+from httpd_operator.render import Rendered
+from httpd_operator.render.meta import selector_labels
+from httpd_operator.render.service import service_url
+from httpd_operator.render.volumes import WAITING_REASONS
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The children as the operator last saw them (None: absent)."""
+
+    claim: Mapping[str, Any] | None = None
+    deployment: Mapping[str, Any] | None = None
+
+
+def condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+    return {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message}
+
+
+def _volume_status(rendered: Rendered, observed: Observed) -> tuple[dict[str, Any], dict[str, Any]]:
+    """status.volume and the VolumeReady condition."""
+    site, resolved = rendered.site, rendered.volume
+    vol = site.volume
+    info: dict[str, Any] = {
+        "type": vol.type,
+        "mountPath": vol.mount_path,
+        "readOnly": vol.read_only,
+        "seed": vol.seed,
+        "persistent": resolved.type not in ("Ephemeral",),
+        "source": resolved.description,
+    }
+    if resolved.claim:
+        info["claimName"] = resolved.claim
+    if vol.type == "Managed":
+        info["retained"] = vol.reclaim_policy == "Retain"
+    if resolved.type == "Ephemeral":
+        info["phase"] = "Ready"
+        info["message"] = "emptyDir: the content is deleted with each pod (no persistence)"
+        info["summary"] = "Ephemeral"
+        return info, condition("VolumeReady", True, "Ephemeral", info["message"])
+    if not resolved.claim:
+        info["phase"] = "Ready"
+        info["summary"] = f"{vol.type} {resolved.description.split(' ', 2)[-1]}"
+        return info, condition("VolumeReady", True, "Mounted", f"pods mount {resolved.description}")
+    claim = observed.claim
+    if claim is None:
+        info["phase"] = "Pending"
+        info["summary"] = f"{resolved.claim} (Missing)"
+        if vol.type in ("ExistingClaim", "FromSite"):
+            msg = f"claim {resolved.claim} does not exist; waiting for it"
+            return info, condition("VolumeReady", False, "ClaimNotFound", msg)
+        return info, condition("VolumeReady", False, "ClaimCreating", f"creating claim {resolved.claim}")
+    cstatus = claim.get("status") or {}
+    phase = cstatus.get("phase") or "Pending"
+    info["phase"] = phase
+    info["summary"] = f"{resolved.claim} ({phase})"
+    if capacity := (cstatus.get("capacity") or {}).get("storage"):
+        info["capacity"] = str(capacity)
+    cspec = claim.get("spec") or {}
+    if cspec.get("storageClassName"):
+        info["storageClassName"] = cspec["storageClassName"]
+    info["accessModes"] = list(cstatus.get("accessModes") or cspec.get("accessModes") or [])
+    if phase == "Bound":
+        return info, condition("VolumeReady", True, "Bound", f"claim {resolved.claim} is Bound")
+    if phase == "Lost":
+        msg = f"claim {resolved.claim} lost its PersistentVolume; the data may be gone"
+        return info, condition("VolumeReady", False, "ClaimLost", msg)
+    msg = f"claim {resolved.claim} is {phase}, waiting for a PersistentVolume"
+    return info, condition("VolumeReady", False, "ClaimPending", msg)
+
+
+def _deployment_conditions(rendered: Rendered, deployment: Mapping[str, Any] | None
+                           ) -> tuple[int, int, dict[str, Any], bool, bool]:
+    """(replicas, ready, Available condition, rolled out, stuck) of the Deployment."""
+    desired = rendered.site.replicas
+    if deployment is None:
+        return 0, 0, condition("Available", False, "DeploymentCreating", "creating the Deployment"), False, False
+    dstatus = deployment.get("status") or {}
+    replicas = int(dstatus.get("replicas") or 0)
+    ready = int(dstatus.get("readyReplicas") or 0)
+    available = int(dstatus.get("availableReplicas") or 0)
+    updated = int(dstatus.get("updatedReplicas") or 0)
+    generation = (deployment.get("metadata") or {}).get("generation")
+    seen = dstatus.get("observedGeneration")
+    current = generation is None or seen == generation
+    rolled_out = current and updated >= desired and ready >= desired and replicas <= desired
+    stuck = any(c.get("type") == "Progressing" and c.get("status") == "False"
+                for c in dstatus.get("conditions") or [])
+    if desired == 0:
+        avail = condition("Available", False, "ScaledToZero", "spec.replicas is 0")
+    elif available > 0:
+        avail = condition("Available", True, "MinimumReplicasAvailable",
+                          f"{available} of {desired} pods available")
+    else:
+        avail = condition("Available", False, "NoPodsAvailable", f"0 of {desired} pods available")
+    return replicas, ready, avail, rolled_out, stuck
+
+
+def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
+                   observed: Observed) -> dict[str, Any]:
+    """The status the site should have, without transition times (see `merge_conditions`)."""
+    meta = body.get("metadata") or {}
+    name = meta.get("name", "")
+    status: dict[str, Any] = {
+        "observedGeneration": int(meta.get("generation") or 0),
+        "selector": ",".join(f"{k}={v}" for k, v in selector_labels(name).items()),
+    }
+    if isinstance(result, SpecError):
+        waiting = result.reason in WAITING_REASONS
+        status["phase"] = "Pending" if waiting else "Failed"
+        status["conditions"] = [condition("Ready", False, result.reason, result.message)]
+        return status
+    site = result.site
+    volume, volume_ready = _volume_status(result, observed)
+    replicas, ready, available, rolled_out, stuck = _deployment_conditions(result, observed.deployment)
+    status.update(replicas=replicas, readyReplicas=ready, ready=f"{ready}/{site.replicas}",
+                  url=service_url(site), volume=volume)
+    if volume_ready["reason"] == "ClaimLost":
+        phase, reason, message = "Degraded", "VolumeLost", volume_ready["message"]
+    elif stuck:
+        phase, reason, message = "Degraded", "ProgressDeadlineExceeded", \
+            "the Deployment's rollout made no progress; see its pods' events"
+    elif volume_ready["status"] == "True" and rolled_out:
+        phase, reason, message = "Ready", "Ready", f"{ready}/{site.replicas} pods ready"
+        if result.volume.colocate and site.replicas > 1:
+            message += f"; placed on one node because {result.volume.description} is node-bound"
+    elif volume_ready["status"] != "True" and ready == 0:
+        phase, reason, message = "Pending", volume_ready["reason"], volume_ready["message"]
+    elif ready < site.replicas and ready > 0 and not _progressing(observed.deployment, site.replicas):
+        phase, reason, message = "Degraded", "ReplicasUnavailable", f"{ready}/{site.replicas} pods ready"
+    else:
+        phase, reason, message = "Progressing", "RollingOut", f"{ready}/{site.replicas} pods ready"
+    status["phase"] = phase
+    status["conditions"] = [
+        condition("Ready", phase == "Ready", reason, message),
+        volume_ready,
+        available,
+    ]
+    return status
+
+
+def _progressing(deployment: Mapping[str, Any] | None, desired: int) -> bool:
+    """Whether the Deployment is rolling out (some pods not yet updated)."""
+    if deployment is None:
+        return True
+    dstatus = deployment.get("status") or {}
+    return int(dstatus.get("updatedReplicas") or 0) < desired
+
+
+def merge_conditions(new: Sequence[Mapping[str, Any]], old: Sequence[Mapping[str, Any]] | None,
+                     now: str) -> list[dict[str, Any]]:
+    """Carry lastTransitionTime over from the old conditions where the status did not change."""
+    previous = {c.get("type"): c for c in old or [] if isinstance(c, Mapping)}
+    merged = []
+    for cond in new:
+        prior = previous.get(cond["type"])
+        same = prior is not None and prior.get("status") == cond["status"]
+        stamp = prior.get("lastTransitionTime") if same and prior else None
+        merged.append({**cond, "lastTransitionTime": stamp or now})
+    return merged
