@@ -6,6 +6,7 @@ its own, so the operator's writes are exactly the children, the status and event
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -37,9 +38,15 @@ def connection_info(configuration: kubernetes.client.Configuration) -> kopf.Conn
     )
 
 
-def _volume(spec: Any) -> dict[str, Any]:
-    volume = (spec or {}).get("volume") if isinstance(spec, dict) else None
+def _volume(body: kopf.Body) -> dict[str, Any]:
+    spec = body.get("spec")
+    volume = spec.get("volume") if isinstance(spec, dict) else None
     return volume if isinstance(volume, dict) else {}
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    """A plain dict of the object as the watch delivered it (kopf's views are not dicts)."""
+    return copy.deepcopy(dict(body))
 
 
 def build(settings: Settings, configuration: kubernetes.client.Configuration,
@@ -71,31 +78,31 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
 
     @kopf.index(*site_resource, id="sites", registry=registry)
     def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): body}
+        return {(namespace, name): _plain(body)}
 
     @kopf.index(*site_resource, id="sharers", registry=registry)
-    def sharers(namespace: str, name: str, spec: Any, **_: Any) -> Any:
+    def sharers(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         """Sites that mount another site's volume (FromSite), by the site they mount."""
-        source = _volume(spec).get("fromSite")
+        source = _volume(body).get("fromSite")
         return {(namespace, source): name} if source else None
 
     @kopf.index(*site_resource, id="claim_users", registry=registry)
-    def claim_users(namespace: str, name: str, spec: Any, **_: Any) -> Any:
+    def claim_users(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         """Sites that mount a claim they do not own (ExistingClaim), by claim name."""
-        claim = _volume(spec).get("claimName")
+        claim = _volume(body).get("claimName")
         return {(namespace, claim): name} if claim else None
 
     @kopf.index("persistentvolumeclaims", id="claims", registry=registry)
     def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): body}
+        return {(namespace, name): _plain(body)}
 
     @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)
     def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): body}
+        return {(namespace, name): _plain(body)}
 
     @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
     def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): body}
+        return {(namespace, name): _plain(body)}
 
     @kopf.on.event(*site_resource, id="site", registry=registry)
     async def site_event(type: str | None, namespace: str, name: str, sharers: kopf.Index,

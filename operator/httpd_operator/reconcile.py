@@ -83,6 +83,7 @@ class Engine:
     indexes: dict[str, Any] = field(default_factory=dict)
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     on_result: Callable[[str, float], None] | None = None   # metrics hook: (result, seconds)
+    reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
     _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
     _attempts: dict[SiteKey, int] = field(default_factory=dict)
@@ -119,8 +120,14 @@ class Engine:
                 attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
                 result = "error"
                 self.kick(key, delay=min(300.0, 2.0 ** min(attempt, 8)))
+            self.reconciled += 1
             if self.on_result:
                 self.on_result(result, asyncio.get_running_loop().time() - started)
+
+    @property
+    def idle(self) -> bool:
+        """No reconcile scheduled or running."""
+        return not self._pending and not any(lock.locked() for lock in self._running.values())
 
     async def drain(self) -> None:
         """Wait for scheduled reconciles (tests and the demo use it)."""
@@ -208,14 +215,16 @@ class Engine:
         if is_subset(want, have):
             return note
         patch = merge_patch(want, have)
-        if kind == "PersistentVolumeClaim" and "ownerReferences" not in meta and have["metadata"].get("ownerReferences"):
+        unowned = "ownerReferences" not in meta and have["metadata"].get("ownerReferences")
+        if kind == "PersistentVolumeClaim" and unowned:
             # Retain: no owner, so deleting the site never deletes the claim.
             patch.setdefault("metadata", {})["ownerReferences"] = None
         self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch))
         changed.append(f"updated {kind} {meta['name']} ({', '.join(sorted(_paths(patch)))})")
         return note
 
-    def _claim_changes(self, want: dict[str, Any], have: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _claim_changes(self, want: dict[str, Any], have: dict[str, Any]
+                       ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Only metadata and growth can change on a claim; anything else is reported, never forced."""
         hspec = have.get("spec") or {}
         wspec = want["spec"]

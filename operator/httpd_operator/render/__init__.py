@@ -25,7 +25,7 @@ class Rendered:
 
 def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None = None) -> Rendered:
     """The desired objects of a parsed site; `sites` resolves `fromSite` (the namespace's sites)."""
-    resolved = resolve_volume(site, sites or {})
+    resolved = resolve_volume(site, sites if sites is not None else {})
     if resolved.single_pod and site.replicas > 1:
         raise SpecError("spec.replicas", f"the volume's access mode ReadWriteOncePod allows one pod; "
                         f"{site.replicas} replicas were asked for", reason="AccessModeConflict")

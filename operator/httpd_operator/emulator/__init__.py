@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import datetime
 import json
 import random
 import string
@@ -41,117 +40,10 @@ import attrs
 import kmock
 from kmock._internal import dsl, rendering
 
-Key = tuple[str, str, str | None, str]  # (group, plural, namespace, name)
+from httpd_operator.emulator.controllers import ControllerStandIns, Key
+from httpd_operator.emulator.patches import error, field_matches, json_patch, merge, now, selector_matches
+
 MAX_EVENTS = 200_000  # the watch cache; older resourceVersions answer 410 Gone, as a real server
-
-
-def _now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _error(status: int, reason: str, message: str, details: Any = None) -> kmock.KubernetesError:
-    return kmock.KubernetesError(status=status, reason=reason, message=message, details=details or {})
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (null deletes a key; lists are replaced whole)."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
-
-
-def json_patch(doc: Any, ops: list[Mapping[str, Any]]) -> Any:
-    """RFC 6902 JSON patch; a failed `test` or a bad path raises 422 Invalid, as Kubernetes does."""
-    doc = copy.deepcopy(doc)
-
-    def walk(parts: list[str]) -> tuple[Any, str]:
-        node = doc
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node, parts[-1]
-
-    def get(path: str) -> Any:
-        node = doc
-        for part in _pointer(path):
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        return node
-
-    for op in ops:
-        kind, path = op.get("op"), op.get("path", "")
-        try:
-            if kind == "test":
-                if get(path) != op.get("value"):
-                    raise _error(422, "Invalid", f"the server rejected our request due to an error in "
-                                 f"our request: test failed at {path}")
-                continue
-            if kind in ("move", "copy"):
-                value = copy.deepcopy(get(op["from"]))
-                if kind == "move":
-                    parent, last = walk(_pointer(op["from"]))
-                    del parent[int(last) if isinstance(parent, list) else last]
-                kind, op = "add", {"path": path, "value": value}
-            parent, last = walk(_pointer(path))
-            if kind == "add":
-                if isinstance(parent, list):
-                    parent.insert(len(parent) if last == "-" else int(last), copy.deepcopy(op["value"]))
-                else:
-                    parent[last] = copy.deepcopy(op["value"])
-            elif kind == "remove":
-                del parent[int(last) if isinstance(parent, list) else last]
-            elif kind == "replace":
-                if isinstance(parent, list):
-                    parent[int(last)] = copy.deepcopy(op["value"])
-                else:
-                    if last not in parent:
-                        raise KeyError(last)
-                    parent[last] = copy.deepcopy(op["value"])
-            else:
-                raise _error(422, "Invalid", f"unsupported JSON patch op {kind!r}")
-        except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise _error(422, "Invalid", f"JSON patch {kind} {path}: {exc!r}") from None
-    return doc
-
-
-def _selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
-    """Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k.strip()) == v.strip():
-                return False
-        elif "=" in term:
-            k, v = term.replace("==", "=").split("=", 1)
-            if labels.get(k.strip()) != v.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _field_matches(selector: str, obj: Mapping[str, Any]) -> bool:
-    meta = obj.get("metadata") or {}
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        negate = "!=" in term
-        k, v = term.replace("!=", "=").replace("==", "=").split("=", 1)
-        value = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}.get(k)
-        if (value == v) == negate:
-            return False
-    return True
 
 
 def _fast_match(payload: dsl.Reaction, request: rendering.Request) -> bool:
@@ -168,7 +60,7 @@ def _fast_match(payload: dsl.Reaction, request: rendering.Request) -> bool:
 
 
 @attrs.define(kw_only=True)
-class ApiServer(kmock.KubernetesEmulator):
+class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
     """kmock's emulator with a Kubernetes-like object store (see the module's docstring)."""
 
     controllers: bool = False
@@ -313,14 +205,14 @@ class ApiServer(kmock.KubernetesEmulator):
             key: Key = (res.group or "", res.plural or "", ns, request.name)
             sub = request.subresource
             if sub not in (None, "status", "scale") or (sub and sub not in info.subresources):
-                raise _error(404, "NotFound", f"the server could not find the requested resource ({sub})")
+                raise error(404, "NotFound", f"the server could not find the requested resource ({sub})")
             if method == "GET":
                 return self._json(self._scale(key) if sub == "scale" else self._existing(key, info))
             if method in ("PATCH", "PUT"):
                 return self._json(self._modify(request, info, key, method, sub))
             if method == "DELETE":
                 return self._json(self._delete(key, info, request.data or {}))
-        raise _error(405, "MethodNotAllowed", f"{method} is not supported here")
+        raise error(405, "MethodNotAllowed", f"{method} is not supported here")
 
     @staticmethod
     def _json(payload: Any, status: int = 200) -> aiohttp.web.Response:
@@ -331,7 +223,7 @@ class ApiServer(kmock.KubernetesEmulator):
     def _existing(self, key: Key, info: kmock.ResourceInfo) -> dict[str, Any]:
         obj = self._store.get(key)
         if obj is None:
-            raise _error(404, "NotFound", f'{key[1]} "{key[3]}" not found',
+            raise error(404, "NotFound", f'{key[1]} "{key[3]}" not found',
                          {"name": key[3], "kind": key[1]})
         return obj
 
@@ -345,8 +237,8 @@ class ApiServer(kmock.KubernetesEmulator):
     @staticmethod
     def _selected(obj: Mapping[str, Any], labels: str, fields: str) -> bool:
         meta = obj.get("metadata") or {}
-        return (not labels or _selector_matches(labels, meta.get("labels") or {})) and \
-            (not fields or _field_matches(fields, obj))
+        return (not labels or selector_matches(labels, meta.get("labels") or {})) and \
+            (not fields or field_matches(fields, obj))
 
     def _list(self, request: rendering.Request, info: kmock.ResourceInfo, ns: str | None) -> dict[str, Any]:
         res = request.resource
@@ -440,23 +332,23 @@ class ApiServer(kmock.KubernetesEmulator):
         res = request.resource
         obj = copy.deepcopy(request.data) if isinstance(request.data, dict) else None
         if obj is None:
-            raise _error(400, "BadRequest", "the request body is not a JSON object")
+            raise error(400, "BadRequest", "the request body is not a JSON object")
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise _error(422, "Invalid", "metadata.name: Required value: name or generateName is required")
+                raise error(422, "Invalid", "metadata.name: Required value: name or generateName is required")
             meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         if info.namespaced:
             if meta.get("namespace") not in (None, ns):
-                raise _error(400, "BadRequest", "the namespace of the object does not match the URL")
+                raise error(400, "BadRequest", "the namespace of the object does not match the URL")
             meta["namespace"] = ns
         key: Key = (res.group or "", res.plural or "", ns, meta["name"])
         if key in self._store:
-            raise _error(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists',
+            raise error(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists',
                          {"name": meta["name"], "kind": res.plural})
         obj["apiVersion"] = f"{res.group}/{res.version}" if res.group else res.version
         obj["kind"] = info.kind
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         meta.pop("resourceVersion", None)
         if "status" in info.subresources:
             obj.pop("status", None)
@@ -476,16 +368,16 @@ class ApiServer(kmock.KubernetesEmulator):
             new = merge(old, {"spec": {"replicas": replicas}})
         elif method == "PUT":
             if not isinstance(body, dict):
-                raise _error(400, "BadRequest", "the request body is not a JSON object")
+                raise error(400, "BadRequest", "the request body is not a JSON object")
             rv = (body.get("metadata") or {}).get("resourceVersion")
             if not rv:
-                raise _error(422, "Invalid", "metadata.resourceVersion: Invalid value: must be specified for an update")
+                raise error(422, "Invalid", "metadata.resourceVersion: Invalid value: must be specified for an update")
             new = copy.deepcopy(body)
         else:
             new = self._patched(request, old)
         rv = (new.get("metadata") or {}).get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
-            raise _error(409, "Conflict", f'Operation cannot be fulfilled on {key[1]} "{key[3]}": the object '
+            raise error(409, "Conflict", f'Operation cannot be fulfilled on {key[1]} "{key[3]}": the object '
                          "has been modified; please apply your changes to the latest version and try again")
         new = self._keep_server_fields(old, new, info, sub)
         if new == old:
@@ -503,13 +395,13 @@ class ApiServer(kmock.KubernetesEmulator):
         body = request.data
         if ctype == "application/json-patch+json":
             if not isinstance(body, list):
-                raise _error(400, "BadRequest", "a JSON patch must be a list of operations")
+                raise error(400, "BadRequest", "a JSON patch must be a list of operations")
             return json_patch(old, body)
         if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if not isinstance(body, dict):
-                raise _error(400, "BadRequest", "a merge patch must be a JSON object")
+                raise error(400, "BadRequest", "a merge patch must be a JSON object")
             return merge(old, body)
-        raise _error(415, "UnsupportedMediaType", f"the emulator does not support patches of type {ctype!r} "
+        raise error(415, "UnsupportedMediaType", f"the emulator does not support patches of type {ctype!r} "
                      "(server-side apply needs a real API server)")
 
     @staticmethod
@@ -544,7 +436,7 @@ class ApiServer(kmock.KubernetesEmulator):
     def _scale(self, key: Key) -> dict[str, Any]:
         obj = self._store.get(key)
         if obj is None:
-            raise _error(404, "NotFound", f'{key[1]} "{key[3]}" not found')
+            raise error(404, "NotFound", f'{key[1]} "{key[3]}" not found')
         return {"apiVersion": "autoscaling/v1", "kind": "Scale",
                 "metadata": {k: obj["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion")
                              if k in obj["metadata"]},
@@ -558,7 +450,7 @@ class ApiServer(kmock.KubernetesEmulator):
         if meta.get("deletionTimestamp"):
             return obj
         if meta.get("finalizers"):
-            return self._write(key, {**obj, "metadata": {**meta, "deletionTimestamp": _now()}}, "MODIFIED")
+            return self._write(key, {**obj, "metadata": {**meta, "deletionTimestamp": now()}}, "MODIFIED")
         self._remove(key, orphan=(options or {}).get("propagationPolicy") == "Orphan")
         return obj
 
@@ -588,80 +480,6 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta = obj["metadata"]
                 if meta.get("finalizers"):
                     if not meta.get("deletionTimestamp"):
-                        self._write(key, {**obj, "metadata": {**meta, "deletionTimestamp": _now()}}, "MODIFIED")
+                        self._write(key, {**obj, "metadata": {**meta, "deletionTimestamp": now()}}, "MODIFIED")
                 else:
                     self._remove(key)
-
-    # -- controller stand-ins ---------------------------------------------------------------------
-
-    def _after_write(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        if not self.controllers:
-            return
-        if key[:2] == ("", "persistentvolumeclaims"):
-            self._soon(self._bind_claim(key))
-        elif key[:2] == ("apps", "deployments"):
-            self._soon(self._roll_out(key))
-
-    def _after_delete(self, key: Key, obj: dict[str, Any]) -> None:
-        if not self.controllers or key[:2] != ("", "persistentvolumeclaims"):
-            return
-        volume = (obj.get("spec") or {}).get("volumeName")
-        pv_key: Key = ("", "persistentvolumes", None, volume or "")
-        pv = self._store.get(pv_key)
-        if pv is None:
-            return
-        if (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete":
-            self._remove(pv_key)
-        else:
-            self._write(pv_key, {**pv, "status": {"phase": "Released"}}, "MODIFIED")
-
-    def _soon(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _bind_claim(self, key: Key) -> None:
-        """What the provisioner and the PV controller do: a volume, then the claim Bound."""
-        await asyncio.sleep(0)
-        claim = self._store.get(key)
-        if claim is None:
-            return
-        spec = claim.get("spec") or {}
-        size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-        status = claim.get("status") or {}
-        if status.get("phase") == "Bound":
-            if (status.get("capacity") or {}).get("storage") != size:  # expansion
-                self._write(key, {**claim, "status": {**status, "capacity": {"storage": size}}}, "MODIFIED")
-            return
-        pv_name = f"pvc-{claim['metadata']['uid']}"
-        meta = claim["metadata"]
-        self._write(("", "persistentvolumes", None, pv_name), {
-            "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": pv_name, "uid": str(uuid.uuid4()), "creationTimestamp": _now()},
-            "spec": {"capacity": {"storage": size}, "accessModes": spec.get("accessModes", []),
-                     "persistentVolumeReclaimPolicy": "Delete",
-                     "storageClassName": spec.get("storageClassName") or "standard",
-                     "hostPath": {"path": f"/tmp/hostpath_pv/{pv_name}"},
-                     "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"],
-                                  "name": meta["name"], "uid": meta["uid"]}},
-            "status": {"phase": "Bound"}}, "ADDED")
-        claim = self._write(key, merge(claim, {"spec": {"volumeName": pv_name,
-                                                        "storageClassName": spec.get("storageClassName") or "standard"}}),
-                            "MODIFIED")
-        self._write(key, {**claim, "status": {"phase": "Bound", "capacity": {"storage": size},
-                                              "accessModes": spec.get("accessModes", [])}}, "MODIFIED")
-
-    async def _roll_out(self, key: Key) -> None:
-        """What the Deployment controller and kubelets do, instantly: all replicas ready."""
-        await asyncio.sleep(0)
-        deployment = self._store.get(key)
-        if deployment is None:
-            return
-        replicas = (deployment.get("spec") or {}).get("replicas", 1)
-        generation = deployment["metadata"].get("generation", 1)
-        status = {"observedGeneration": generation, "replicas": replicas, "readyReplicas": replicas,
-                  "availableReplicas": replicas, "updatedReplicas": replicas,
-                  "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                                 {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}
-        if deployment.get("status") != status:
-            self._write(key, {**deployment, "status": status}, "MODIFIED")

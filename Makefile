@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` (the operator against an emulated API server)
+# and `make test` (everything; suites that need podman or a control plane say why they skip).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-quick lint bench render clean control-plane e2e
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/httpd-operator demo
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check operator tests bench
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-quick: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not image and not podman and not controlplane"
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/operator_bench.py --sites 100
+
+render: $(VENV)/.installed
+	$(BIN)/httpd-operator render -f examples/site.yaml
+
+control-plane:
+	bash hack/control-plane build && bash hack/control-plane start
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,150 @@
+"""`httpd-operator`: run the operator, render a site offline, or try it all in an emulated cluster."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from httpd_operator import KIND, __version__
+from httpd_operator.errors import SpecError
+from httpd_operator.settings import DEFAULT_IMAGE, Settings
+
+
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    """Options that change what sites get; shared by `run` and `render` so both agree."""
+    env_paths = [p for p in os.environ.get("HTTPD_OPERATOR_ALLOW_HOST_PATHS", "").split(":") if p]
+    parser.add_argument("--default-image", default=os.environ.get("HTTPD_OPERATOR_DEFAULT_IMAGE", DEFAULT_IMAGE),
+                        help="image for sites that name none (default: %(default)s)")
+    parser.add_argument("--allow-host-path", action="append", default=env_paths, metavar="PREFIX",
+                        help="allow HostPath volumes under PREFIX (repeatable; "
+                             "env HTTPD_OPERATOR_ALLOW_HOST_PATHS, colon-separated)")
+    parser.add_argument("--no-protect-volumes", action="store_true",
+                        help="do not set bound PersistentVolumes of Retain claims to Retain "
+                             "(for clusters where the operator may not patch PersistentVolumes)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    prefixes = []
+    for prefix in args.allow_host_path:
+        if not prefix.startswith("/") or ".." in prefix.split("/"):
+            raise SystemExit(f"--allow-host-path {prefix!r}: must be an absolute path without '..'")
+        prefixes.append(os.path.normpath(prefix))
+    return Settings(default_image=args.default_image, allowed_host_paths=tuple(prefixes),
+                    protect_volumes=not args.no_protect_volumes)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from httpd_operator.kube import load_configuration
+    from httpd_operator.runner import run
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    namespaces = [] if args.all_namespaces else args.namespace
+    run(settings_from(args), load_configuration(args.kubeconfig, args.context), namespaces,
+        liveness=args.liveness, peering=args.peering, priority=args.priority)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from httpd_operator.render import render_site
+    from httpd_operator.spec import SiteSpec, parse_site
+
+    settings = settings_from(args)
+    with (sys.stdin if args.filename == "-" else open(args.filename)) as stream:  # noqa: SIM115
+        docs = [d for d in yaml.safe_load_all(stream) if isinstance(d, dict) and d.get("kind") == KIND]
+    if not docs:
+        print(f"{args.filename}: no {KIND} found", file=sys.stderr)
+        return 2
+    sites: dict[str, SiteSpec | SpecError] = {}
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("namespace", args.namespace)
+        doc["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
+        try:
+            sites[doc["metadata"].get("name", "")] = parse_site(doc, settings)
+        except SpecError as exc:
+            sites[doc["metadata"].get("name", "")] = exc
+    objects: list[dict[str, Any]] = []
+    failed = 0
+    for name, parsed in sites.items():
+        try:
+            if isinstance(parsed, SpecError):
+                raise parsed
+            objects.extend(render_site(parsed, sites).objects)
+        except SpecError as exc:
+            print(f"{KIND} {name}: {exc.reason}: {exc.message}", file=sys.stderr)
+            failed += 1
+    if objects:
+        sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False))
+    return 1 if failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from httpd_operator.demo import demo
+
+    return demo(args.examples, settings_from(args), timeout=args.timeout)
+
+
+def cmd_volumes(args: argparse.Namespace) -> int:
+    from httpd_operator.kube import load_configuration
+    from httpd_operator.volumes_cli import list_volumes, prune_volumes
+
+    configuration = load_configuration(args.kubeconfig, args.context)
+    namespace = None if args.all_namespaces else args.namespace
+    if args.action == "list":
+        return list_volumes(configuration, namespace)
+    return prune_volumes(configuration, namespace, assume_yes=args.yes)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="httpd-operator", description=__doc__)
+    root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch NS (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    run.add_argument("--kubeconfig", default=None)
+    run.add_argument("--context", default=None)
+    run.add_argument("--liveness", default=None, metavar="URL",
+                     help="serve a liveness probe, e.g. http://0.0.0.0:8081/healthz")
+    run.add_argument("--peering", default=None, metavar="NAME",
+                     help="coordinate with other replicas through this kopf peering object")
+    run.add_argument("--priority", type=int, default=0, help="peering priority (highest acts)")
+    run.add_argument("-v", "--verbose", action="store_true")
+    _policy_options(run)
+    run.set_defaults(func=cmd_run)
+
+    render = sub.add_parser("render", help="print, offline, every object a site would get")
+    render.add_argument("-f", "--filename", required=True, help="a YAML file of HttpdSites, or - for stdin")
+    render.add_argument("-n", "--namespace", default="default", help="namespace for sites that name none")
+    _policy_options(render)
+    render.set_defaults(func=cmd_render)
+
+    demo = sub.add_parser("demo", help="run the real operator against an emulated API server (no cluster)")
+    demo.add_argument("--examples", default=None, help="folder of HttpdSite YAML (default: examples/)")
+    demo.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the sites")
+    _policy_options(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    volumes = sub.add_parser("volumes", help="retained content volumes (like docker volume ls / prune)")
+    volumes.add_argument("action", choices=["list", "prune"])
+    vscope = volumes.add_mutually_exclusive_group()
+    vscope.add_argument("-n", "--namespace", default="default")
+    vscope.add_argument("-A", "--all-namespaces", action="store_true")
+    volumes.add_argument("--kubeconfig", default=None)
+    volumes.add_argument("--context", default=None)
+    volumes.add_argument("--yes", action="store_true", help="prune without asking")
+    volumes.set_defaults(func=cmd_volumes)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,69 @@
+"""`httpd-operator volumes list|prune`: retained claims, like `docker volume ls` and `prune`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import kubernetes
+
+from httpd_operator.kube import Kube
+from httpd_operator.render.meta import LABEL_MANAGED_BY, LABEL_SITE, MANAGED_BY
+
+
+def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    claims = kube._call("GET", f"/api/v1{scope}/persistentvolumeclaims",
+                        query={"labelSelector": f"{LABEL_MANAGED_BY}={MANAGED_BY}"})["items"]
+    sites = kube._call("GET", f"/apis/httpd.dev/v1alpha1{scope}/httpdsites")["items"]
+    used: set[tuple[str, str]] = set()
+    for site in sites:
+        ns, name = site["metadata"]["namespace"], site["metadata"]["name"]
+        volume = (site.get("spec") or {}).get("volume") or {}
+        used.add((ns, f"{name}-htdocs"))
+        if volume.get("claimName"):
+            used.add((ns, volume["claimName"]))
+        if volume.get("fromSite"):
+            used.add((ns, f"{volume['fromSite']}-htdocs"))
+    return claims, used
+
+
+def list_volumes(configuration: kubernetes.client.Configuration, namespace: str | None) -> int:
+    kube = Kube(configuration)
+    claims, used = _claims_and_users(kube, namespace)
+    print(f"{'NAMESPACE':<16} {'CLAIM':<32} {'SITE':<20} {'SIZE':<8} {'PHASE':<8} IN USE")
+    for claim in claims:
+        meta = claim["metadata"]
+        size = (claim.get("status") or {}).get("capacity", {}).get("storage") or \
+            claim["spec"]["resources"]["requests"]["storage"]
+        in_use = "yes" if (meta["namespace"], meta["name"]) in used else "no (retained)"
+        print(f"{meta['namespace']:<16} {meta['name']:<32} {meta.get('labels', {}).get(LABEL_SITE, '-'):<20} "
+              f"{size:<8} {(claim.get('status') or {}).get('phase', '-'):<8} {in_use}")
+    return 0
+
+
+def prune_volumes(configuration: kubernetes.client.Configuration, namespace: str | None,
+                  assume_yes: bool = False) -> int:
+    """Delete retained claims no site uses, after showing them and asking (unless --yes)."""
+    kube = Kube(configuration)
+    claims, used = _claims_and_users(kube, namespace)
+    unused = [c for c in claims if (c["metadata"]["namespace"], c["metadata"]["name"]) not in used
+              and not c["metadata"].get("ownerReferences")]
+    if not unused:
+        print("no unused retained claims")
+        return 0
+    print("These retained claims belong to no site; deleting them deletes their data:")
+    for claim in unused:
+        print(f"  {claim['metadata']['namespace']}/{claim['metadata']['name']}")
+    if not assume_yes:
+        if not sys.stdin.isatty():
+            print("not a terminal: pass --yes to delete", file=sys.stderr)
+            return 1
+        if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    for claim in unused:
+        meta = claim["metadata"]
+        kube._call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/{meta['name']}")
+        print(f"deleted {meta['namespace']}/{meta['name']}")
+    return 0
