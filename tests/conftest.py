@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
+
 from httpd_operator.emulator import ApiServer
 from httpd_operator.kube import load_configuration
 from httpd_operator.runner import OperatorThread

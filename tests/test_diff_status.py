@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from httpd_operator.diff import is_subset, merge_patch
 from httpd_operator.errors import SpecError
 from httpd_operator.quantity import QuantityError, parse_quantity

@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 import kmock
 import pytest
-from httpd_operator.emulator import ApiServer
 from kmock._internal import dsl
+
+from httpd_operator.emulator import ApiServer
 
 CM = "/api/v1/namespaces/ns/configmaps"
 DEPLOY = "/apis/apps/v1/namespaces/ns/deployments"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
 from httpd_operator.settings import DEFAULT_IMAGE, Settings

@@ -12,6 +12,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from httpd_operator.render import render_body
 from httpd_operator.settings import Settings
 

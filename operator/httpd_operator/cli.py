@@ -45,6 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # kopf logs every handler call at INFO: costly at scale, and noise
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = [] if args.all_namespaces else args.namespace
     run(settings_from(args), load_configuration(args.kubeconfig, args.context), namespaces,
         liveness=args.liveness, peering=args.peering, priority=args.priority)

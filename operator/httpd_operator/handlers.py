@@ -6,7 +6,6 @@ its own, so the operator's writes are exactly the children, the status and event
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
@@ -45,12 +44,14 @@ def _volume(body: kopf.Body) -> dict[str, Any]:
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
-    """A plain dict of the object as the watch delivered it (kopf's views are not dicts)."""
-    return copy.deepcopy(dict(body))
+    """A plain dict of the object as the watch delivered it (kopf's views are not dicts).
+
+    Shallow: kopf never changes a delivered object, and neither does the operator."""
+    return dict(body)
 
 
 def build(settings: Settings, configuration: kubernetes.client.Configuration,
-          debounce: float = 0.05) -> tuple[kopf.OperatorRegistry, Engine]:
+          debounce: float = 0.1) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
     registry = kopf.OperatorRegistry()
     engine = Engine(settings=settings, kube=Kube(configuration), debounce=debounce)
@@ -80,18 +81,6 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _plain(body)}
 
-    @kopf.index(*site_resource, id="sharers", registry=registry)
-    def sharers(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        """Sites that mount another site's volume (FromSite), by the site they mount."""
-        source = _volume(body).get("fromSite")
-        return {(namespace, source): name} if source else None
-
-    @kopf.index(*site_resource, id="claim_users", registry=registry)
-    def claim_users(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        """Sites that mount a claim they do not own (ExistingClaim), by claim name."""
-        claim = _volume(body).get("claimName")
-        return {(namespace, claim): name} if claim else None
-
     @kopf.index("persistentvolumeclaims", id="claims", registry=registry)
     def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _plain(body)}
@@ -105,24 +94,26 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         return {(namespace, name): _plain(body)}
 
     @kopf.on.event(*site_resource, id="site", registry=registry)
-    async def site_event(type: str | None, namespace: str, name: str, sharers: kopf.Index,
-                         **kwargs: Any) -> None:
+    async def site_event(type: str | None, body: kopf.Body, namespace: str, name: str, **kwargs: Any) -> None:
         remember_indexes(kwargs)
+        volume = _volume(body) if type != "DELETED" else {}
+        engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))
         if type != "DELETED":
             engine.kick((namespace, name))
-        for dependent in sharers.get((namespace, name), []):
+        for dependent in engine.links.sharers_of(namespace, name):
             engine.kick((namespace, dependent))
 
     def child_event(kind: str) -> Any:
         async def handler(type: str | None, body: kopf.Body, namespace: str, name: str,
-                          labels: Any, claim_users: kopf.Index, **kwargs: Any) -> None:
+                          labels: Any, **kwargs: Any) -> None:
             remember_indexes(kwargs)
             if type == "DELETED":
                 engine.forget(kind, namespace, name, body.get("metadata", {}).get("uid"))
             if labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_INSTANCE):
                 engine.kick((namespace, labels[LABEL_INSTANCE]))
-            for user in claim_users.get((namespace, name), []) if kind == "PersistentVolumeClaim" else []:
-                engine.kick((namespace, user))
+            if kind == "PersistentVolumeClaim":
+                for user in engine.links.claim_users_of(namespace, name):
+                    engine.kick((namespace, user))
         return handler
 
     kopf.on.event("persistentvolumeclaims", id="claim", registry=registry)(child_event("PersistentVolumeClaim"))

@@ -21,7 +21,6 @@ from httpd_operator.errors import SpecError
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
-from httpd_operator.render.meta import ANNOTATION_RECLAIM
 from httpd_operator.render.volumes import WAITING_REASONS
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
@@ -29,7 +28,6 @@ from httpd_operator.status import Observed, condition, desired_status, merge_con
 
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
-ANNOTATION_PROTECTED = "httpd.dev/volume-protected"
 INDEXES = ("sites", "claims", "deployments", "services")
 
 
@@ -74,6 +72,27 @@ class _Sites(Mapping[str, "SiteSpec | SpecError"]):
 
 
 @dataclass
+class Links:
+    """Which sites mount another site's volume or a claim they do not own, kept from site events."""
+
+    _from_site: dict[SiteKey, str] = field(default_factory=dict)
+    _claim: dict[SiteKey, str] = field(default_factory=dict)
+
+    def update(self, key: SiteKey, from_site: str | None, claim: str | None) -> None:
+        for table, value in ((self._from_site, from_site), (self._claim, claim)):
+            if value:
+                table[key] = value
+            else:
+                table.pop(key, None)
+
+    def sharers_of(self, namespace: str, name: str) -> list[str]:
+        return [k[1] for k, v in self._from_site.items() if k[0] == namespace and v == name]
+
+    def claim_users_of(self, namespace: str, claim: str) -> list[str]:
+        return [k[1] for k, v in self._claim.items() if k[0] == namespace and v == claim]
+
+
+@dataclass
 class Engine:
     """Per-operator state: settings, the client, the indexes, and the reconcile scheduler."""
 
@@ -81,8 +100,10 @@ class Engine:
     kube: Kube
     debounce: float = 0.05
     indexes: dict[str, Any] = field(default_factory=dict)
+    links: Links = field(default_factory=Links)
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     on_result: Callable[[str, float], None] | None = None   # metrics hook: (result, seconds)
+    protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
     _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
@@ -186,6 +207,12 @@ class Engine:
         if isinstance(rendered, Rendered):
             status["conditions"].append(extra[0] if extra else
                                         condition("VolumeSynced", True, "InSync", "the volume matches the spec"))
+        if any(note.startswith("created") for note in changed):
+            # The new children's watch events kick this site again within moments; reporting then
+            # saves a status write that would only say "creating". The kick is the fallback.
+            kopf.info(body, reason="Applied", message="; ".join(changed))
+            self.kick((namespace, name), delay=1.0)
+            return "changed"
         wrote_status = await self._write_status(body, status)
         if changed:
             kopf.info(body, reason="Applied", message="; ".join(changed))
@@ -255,7 +282,11 @@ class Engine:
         return allowed, None
 
     async def _protect_volume(self, rendered: Rendered) -> None:
-        """Retain claims: make the bound PersistentVolume outlive a claim deleted by hand too."""
+        """Retain claims: make the bound PersistentVolume outlive a claim deleted by hand too.
+
+        Dynamically provisioned volumes default to Delete. Checked once per volume and operator
+        run (one GET), patched only when needed, so a converged cluster sees no writes.
+        """
         site = rendered.site
         if not self.settings.protect_volumes or site.volume.type != "Managed" or \
                 site.volume.reclaim_policy != "Retain":
@@ -264,20 +295,15 @@ class Engine:
         if claim is None or (claim.get("status") or {}).get("phase") != "Bound":
             return
         volume = (claim.get("spec") or {}).get("volumeName")
-        annotations = (claim.get("metadata") or {}).get("annotations") or {}
-        if not volume or annotations.get(ANNOTATION_PROTECTED) == volume:
+        if not volume or volume in self.protected:
             return
         pv = await self.kube.get("PersistentVolume", None, volume)
         if pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
             await self.kube.patch("PersistentVolume", None, volume,
                                   {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
-            kopf.info(claim, reason="VolumeProtected",
-                      message=f"set PersistentVolume {volume}'s reclaim policy to Retain")
-        meta = claim["metadata"]
-        self._remember(await self.kube.patch(
-            "PersistentVolumeClaim", meta["namespace"], meta["name"],
-            {"metadata": {"annotations": {ANNOTATION_PROTECTED: volume,
-                                          ANNOTATION_RECLAIM: site.volume.reclaim_policy}}}))
+            logger.info("site %s/%s: set PersistentVolume %s's reclaim policy to Retain",
+                        site.namespace, site.name, volume)
+        self.protected.add(volume)
 
     async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> bool:
         old = body.get("status") or {}

@@ -17,7 +17,7 @@ from httpd_operator.settings import Settings
 def run(settings: Settings, configuration: kubernetes.client.Configuration,
         namespaces: Sequence[str] = (), liveness: str | None = None,
         stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
-        loop: asyncio.AbstractEventLoop | None = None, debounce: float = 0.05,
+        loop: asyncio.AbstractEventLoop | None = None, debounce: float = 0.1,
         peering: str | None = None, priority: int = 0) -> Engine:
     """Run until stopped (a signal, or `stop_flag`); watches `namespaces`, or all if empty."""
     registry, engine = build(settings, configuration, debounce=debounce)

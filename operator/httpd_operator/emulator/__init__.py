@@ -71,7 +71,8 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
     _oldest_rv: int = attrs.field(default=1000, init=False)
     _changed: asyncio.Future[None] | None = attrs.field(default=None, init=False)
     _builtin: set[int] = attrs.field(factory=set, init=False)
-    _sorted: tuple[int, list[Any]] = attrs.field(default=(-1, []), init=False)
+    _sorted: tuple[tuple[int, ...], list[Any]] = attrs.field(default=((), []), init=False)
+    _infos: dict[tuple[str | None, str | None, str | None], Any] = attrs.field(factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
@@ -125,6 +126,11 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         return [copy.deepcopy(o) for (g, p, ns, _), o in sorted(self._store.items(), key=lambda kv: str(kv[0]))
                 if (g, p) == (res.group or "", res.plural or "") and (namespace is None or ns == namespace)]
 
+    def peek(self, resource: str) -> Iterator[dict[str, Any]]:
+        """The stored objects of a resource, uncopied: read them, never change them (benchmarks)."""
+        res = kmock.resource(resource)
+        return (o for (g, p, _, _), o in list(self._store.items()) if (g, p) == (res.group or "", res.plural or ""))
+
     async def put_status(self, resource: str, namespace: str | None, name: str,
                          status: Mapping[str, Any]) -> None:
         """Write an object's status as its controller would (tests drive transitions with it)."""
@@ -140,12 +146,14 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
     # -- request routing ------------------------------------------------------------------------
 
     def _ordered(self) -> list[Any]:
-        if self._sorted[0] != len(self._payloads) or any(p not in self._sorted[1] for p in self._payloads[-3:]):
+        """Reactions by priority; re-sorted only when tests add or replace one."""
+        ids = tuple(id(p) for p in self._payloads)
+        if self._sorted[0] != ids:
             prios = [p.priorities for p in self._payloads]
             width = max((len(p) for p in prios), default=0)
             keys = [tuple(-x for x in p) + (0,) * (width - len(p)) for p in prios]
             order = sorted(range(len(prios)), key=lambda i: keys[i])
-            self._sorted = (len(self._payloads), [self._payloads[i] for i in order])
+            self._sorted = (ids, [self._payloads[i] for i in order])
         return self._sorted[1]
 
     async def _react(self, request: rendering.Request, builtin: bool) -> aiohttp.web.StreamResponse | None:
@@ -175,10 +183,13 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
 
     def _info(self, request: rendering.Request) -> kmock.ResourceInfo | None:
         res = request.resource
-        for known in self.resources:
-            if (known.group, known.version, known.plural) == (res.group, res.version, res.plural):
-                return self.resources[known]
-        return None
+        key = (res.group, res.version, res.plural)
+        if key not in self._infos:
+            found = [self.resources[k] for k in self.resources if (k.group, k.version, k.plural) == key]
+            if not found:
+                return None  # not cached: the resource may be registered later (a CRD)
+            self._infos[key] = found[0]
+        return self._infos[key]
 
     async def _serve_version(self, request: rendering.Request) -> Any:
         result = await super()._serve_version(request)

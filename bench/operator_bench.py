@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Create N sites in the emulated API and measure the operator converging them.
+
+The operator runs as its own process (`httpd-operator run`, as users run it) against the emulated
+API server in this process, so its RSS and CPU are its own. Prints: seconds until every site is
+Ready, sites per second, API requests per site by verb, writes during an idle period afterwards,
+and the operator's peak RSS and CPU seconds.
+
+    python bench/operator_bench.py --sites 100 --sites 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import aiohttp
+import yaml
+
+from httpd_operator.emulator import ApiServer
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CRD = yaml.safe_load((ROOT / "crds" / "httpdsites.yaml").read_text())
+SITES = "httpd.dev/v1alpha1/httpdsites"
+BENCH_AGENT = "httpd-operator-bench"
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(peak RSS in MiB, CPU seconds) of a process, from /proc."""
+    peak = 0.0
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return peak, cpu
+
+
+def verb(request) -> str:  # type: ignore[no-untyped-def]
+    method = request.method.value
+    if method == "GET":
+        if request.params.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if request.name else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}.get(method, method)
+
+
+async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
+    server = ApiServer(controllers=True)
+    server.load_builtin()
+    server.register_crd(CRD)
+    async with server.running() as url:
+        folder = tempfile.mkdtemp()
+        kubeconfig = pathlib.Path(folder) / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "bench",
+            "clusters": [{"name": "bench", "cluster": {"server": url}}],
+            "users": [{"name": "bench", "user": {"token": "bench"}}],
+            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(kubeconfig)],
+            stdout=subprocess.DEVNULL, stderr=open(pathlib.Path(folder) / "operator.log", "w"))  # noqa: SIM115
+        try:
+            async with aiohttp.ClientSession(url, headers={"User-Agent": BENCH_AGENT}) as client:
+                # Wait until the operator is watching sites before starting the clock.
+                deadline = time.monotonic() + 60
+                while not any(r.params.get("watch") and r.resource and r.resource.plural == "httpdsites"
+                              for r in server._requests[-200:]):
+                    if time.monotonic() > deadline or operator.poll() is not None:
+                        raise SystemExit(f"operator did not start; see {folder}/operator.log")
+                    await asyncio.sleep(0.05)
+                first_request = len(server._requests)
+                started = time.monotonic()
+                semaphore = asyncio.Semaphore(concurrency)
+
+                async def create(i: int) -> None:
+                    body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
+                            "metadata": {"name": f"site-{i:05d}", "namespace": f"ns-{i % 10}"},
+                            "spec": {"replicas": 1 + i % 3}}
+                    async with semaphore, client.post(
+                            f"/apis/httpd.dev/v1alpha1/namespaces/ns-{i % 10}/httpdsites", json=body) as resp:
+                        assert resp.status == 201, await resp.text()
+
+                await asyncio.gather(*(create(i) for i in range(n)))
+                created = time.monotonic() - started
+                while True:
+                    done = sum(1 for s in server.peek(SITES) if (s.get("status") or {}).get("phase") == "Ready")
+                    if done == n:
+                        break
+                    if time.monotonic() - started > 60 + n * 0.5:
+                        raise SystemExit(f"only {done}/{n} sites Ready; see {folder}/operator.log")
+                    await asyncio.sleep(0.1)
+                converged = time.monotonic() - started
+            by_verb = collections.Counter(
+                f"{verb(r)} {r.resource.plural if r.resource else r.url.path}"
+                for r in server._requests[first_request:] if r.headers.get("User-Agent") != BENCH_AGENT)
+            writes_before = sum(1 for r in server._requests if r.method.value in ("POST", "PATCH", "PUT", "DELETE"))
+            await asyncio.sleep(idle)  # the idle period being measured, not a synchronisation
+            idle_writes = sum(1 for r in server._requests
+                              if r.method.value in ("POST", "PATCH", "PUT", "DELETE")) - writes_before
+            rss, cpu = proc_stats(operator.pid)
+        finally:
+            operator.terminate()
+            operator.wait(30)
+    return {"sites": n, "created_s": created, "converged_s": converged, "by_verb": by_verb,
+            "idle_writes": idle_writes, "idle_s": idle, "rss_mib": rss, "cpu_s": cpu}
+
+
+def report(result: dict[str, object]) -> None:
+    n = int(result["sites"])  # type: ignore[arg-type]
+    by_verb: collections.Counter[str] = result["by_verb"]  # type: ignore[assignment]
+    total = sum(by_verb.values())
+    print(f"\n== {n} sites")
+    print(f"converged in {result['converged_s']:.2f} s ({n / float(result['converged_s']):.0f} sites/s; "  # type: ignore[arg-type]
+          f"creates sent in {result['created_s']:.2f} s)")
+    print(f"operator API requests: {total} ({total / n:.2f} per site)")
+    for key, count in sorted(by_verb.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:<40} {count:>7}  {count / n:6.2f}/site")
+    print(f"writes during {result['idle_s']:.0f} s idle afterwards: {result['idle_writes']}")
+    print(f"operator peak RSS {result['rss_mib']:.0f} MiB, CPU {result['cpu_s']:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sites", type=int, action="append", help="number of sites (repeatable)")
+    parser.add_argument("--idle", type=float, default=10.0, help="idle seconds to watch for writes")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    for n in args.sites or [100]:
+        report(asyncio.run(run(n, args.idle, args.concurrency)))
+
+
+if __name__ == "__main__":
+    main()
