@@ -21,6 +21,7 @@ from httpd_operator.errors import SpecError
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
+from httpd_operator.render.meta import owner_reference
 from httpd_operator.render.volumes import WAITING_REASONS
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
@@ -199,6 +200,7 @@ class Engine:
                 if note:
                     extra.append(note)
             await self._protect_volume(rendered)
+            await self._share_claim(rendered)
         observed = Observed(
             claim=self.actual("PersistentVolumeClaim", namespace, rendered.volume.claim)
             if isinstance(rendered, Rendered) and rendered.volume.claim else None,
@@ -238,26 +240,31 @@ class Engine:
                 self._remember(have)
         note = None
         if kind == "PersistentVolumeClaim":
-            want, note = self._claim_changes(want, have)
+            want, note = self._claim_changes(site, want, have)
         if is_subset(want, have):
             return note
         patch = merge_patch(want, have)
-        unowned = "ownerReferences" not in meta and have["metadata"].get("ownerReferences")
-        if kind == "PersistentVolumeClaim" and unowned:
-            # Retain: no owner, so deleting the site never deletes the claim.
-            patch.setdefault("metadata", {})["ownerReferences"] = None
+        if want["metadata"].get("ownerReferences") == []:
+            patch.setdefault("metadata", {})["ownerReferences"] = None  # Retain: no owner at all
         self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch))
         changed.append(f"updated {kind} {meta['name']} ({', '.join(sorted(_paths(patch)))})")
         return note
 
-    def _claim_changes(self, want: dict[str, Any], have: dict[str, Any]
+    def _claim_changes(self, site: SiteSpec, want: dict[str, Any], have: dict[str, Any]
                        ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Only metadata and growth can change on a claim; anything else is reported, never forced."""
+        """Only metadata and growth can change on a claim; anything else is reported, never forced.
+
+        Owner references of other sites (sites sharing a Delete claim, see `_share_claim`) are
+        kept, so garbage collection waits until no site uses the claim.
+        """
         hspec = have.get("spec") or {}
         wspec = want["spec"]
-        allowed: dict[str, Any] = {"metadata": want["metadata"]}
-        if "ownerReferences" not in want["metadata"]:
-            allowed["metadata"] = {k: v for k, v in want["metadata"].items() if k != "ownerReferences"}
+        had = (have.get("metadata") or {}).get("ownerReferences") or []
+        refs = [r for r in had if r.get("uid") != site.uid] + (want["metadata"].get("ownerReferences") or [])
+        meta = {k: v for k, v in want["metadata"].items() if k != "ownerReferences"}
+        if refs or had:
+            meta["ownerReferences"] = refs  # [] removes the site's own reference (Retain)
+        allowed: dict[str, Any] = {"metadata": meta}
         problems = []
         for field_ in ("storageClassName", "accessModes", "volumeMode"):
             if field_ in wspec and field_ in hspec and wspec[field_] != hspec[field_]:
@@ -304,6 +311,22 @@ class Engine:
             logger.info("site %s/%s: set PersistentVolume %s's reclaim policy to Retain",
                         site.namespace, site.name, volume)
         self.protected.add(volume)
+
+    async def _share_claim(self, rendered: Rendered) -> None:
+        """A site mounting another site's Delete claim becomes one of its owners, so deleting the
+        source site never deletes data this site still serves (the claim goes with its last owner)."""
+        site = rendered.site
+        if site.volume.type != "FromSite" or not rendered.volume.claim:
+            return
+        claim = self.actual("PersistentVolumeClaim", site.namespace, rendered.volume.claim)
+        refs = ((claim or {}).get("metadata") or {}).get("ownerReferences") or []
+        if not refs or any(r.get("uid") == site.uid for r in refs):
+            return  # not owned by anyone (Retain: kept anyway), or already shared
+        mine = {**owner_reference(site), "controller": False, "blockOwnerDeletion": False}
+        meta = claim["metadata"]  # type: ignore[index]
+        self._remember(await self.kube.patch("PersistentVolumeClaim", meta["namespace"], meta["name"],
+                                             {"metadata": {"ownerReferences": [*refs, mine]}}))
+        logger.info("site %s/%s: shares claim %s, added as an owner", site.namespace, site.name, meta["name"])
 
     async def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> bool:
         old = body.get("status") or {}

@@ -136,7 +136,7 @@ def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
         phase, reason, message = "Ready", "Ready", f"{ready}/{site.replicas} pods ready"
         if result.volume.colocate and site.replicas > 1:
             message += f"; placed on one node because {result.volume.description} is node-bound"
-    elif volume_ready["status"] != "True" and ready == 0:
+    elif volume_ready["status"] != "True":  # pods cannot start without their volume
         phase, reason, message = "Pending", volume_ready["reason"], volume_ready["message"]
     elif ready < site.replicas and ready > 0 and not _progressing(observed.deployment, site.replicas):
         phase, reason, message = "Degraded", "ReplicasUnavailable", f"{ready}/{site.replicas} pods ready"

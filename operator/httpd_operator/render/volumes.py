@@ -22,17 +22,24 @@ SEED_MOUNT = "/seed-target"
 # Reasons for which a site waits (phase Pending) rather than fails: the fix is elsewhere.
 WAITING_REASONS = frozenset({"SourceSiteNotFound", "SourceSiteEphemeral", "SourceSiteInvalid"})
 
-# Copies the image's own document root into an empty volume, as Docker does for a new named
-# volume. `cp -n` never overwrites, so two pods seeding at once cannot clobber each other, and
-# content written by users is never touched. Nothing from the spec is interpolated here.
-SEED_SCRIPT = f"""set -eu
-if [ -n "$(ls -A {SEED_MOUNT} 2>/dev/null)" ]; then
-  echo "seed: {SEED_MOUNT} is not empty, left as it is"
+# Copies the image's own document root ($1) into an empty volume ($2), as Docker does for a new
+# named volume. `cp -n` never overwrites, so two pods seeding at once cannot clobber each other,
+# and content written by users is never touched. The paths come as arguments; nothing from the
+# spec is ever interpolated into the script.
+SEED_SCRIPT = """set -eu
+src="$1" dst="$2"
+if [ -n "$(ls -A "$dst" 2>/dev/null)" ]; then
+  echo "seed: $dst is not empty, left as it is"
 else
-  cp -Rn {DOCUMENT_ROOT}/. {SEED_MOUNT}/
-  echo "seed: copied the image's document root into the empty volume"
+  cp -Rn "$src/." "$dst/"
+  echo "seed: copied $src into the empty volume"
 fi
 """
+
+
+def seed_command(source: str = DOCUMENT_ROOT, target: str = SEED_MOUNT) -> list[str]:
+    """The seed init container's command (tests run the same list against temporary folders)."""
+    return ["/bin/sh", "-c", SEED_SCRIPT, "seed", source, target]
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ def seed_container(site: SiteSpec, resolved: ResolvedVolume, image: str,
     return {
         "name": "seed",
         "image": image,
-        "command": ["/bin/sh", "-c", SEED_SCRIPT],
+        "command": seed_command(),
         "securityContext": dict(security),
         "volumeMounts": [mount],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
