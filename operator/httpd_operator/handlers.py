@@ -98,7 +98,9 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         remember_indexes(kwargs)
         volume = _volume(body) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))
-        if type != "DELETED":
+        if type == "DELETED":
+            engine.forget("HttpdSite", namespace, name, body.get("metadata", {}).get("uid"))
+        else:
             engine.kick((namespace, name))
         for dependent in engine.links.sharers_of(namespace, name):
             engine.kick((namespace, dependent))
