@@ -1,0 +1,54 @@
+"""`httpd-operator render` and `demo`, run as a user runs them."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "httpd_operator"]
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, input=stdin, cwd=ROOT, timeout=120)
+
+
+def test_render_prints_every_object_of_a_site() -> None:
+    result = run("render", "-f", "examples/site.yaml", "-n", "shop")
+    assert result.returncode == 0, result.stderr
+    objects = list(yaml.safe_load_all(result.stdout))
+    assert [(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects] == [
+        ("PersistentVolumeClaim", "web-htdocs", "shop"), ("Deployment", "web", "shop"), ("Service", "web", "shop")]
+
+
+def test_render_resolves_from_site_within_the_file() -> None:
+    result = run("render", "-f", "examples/shared.yaml")
+    assert result.returncode == 0, result.stderr
+    deployments = [o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Deployment"]
+    preview = next(d for d in deployments if d["metadata"]["name"] == "blog-preview")
+    assert preview["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "blog-htdocs"
+
+
+def test_render_refuses_like_the_operator_and_takes_its_policy_options() -> None:
+    refused = run("render", "-f", "examples/hostpath.yaml")
+    assert refused.returncode == 1
+    assert "HttpdSite local: HostPathNotAllowed: spec.volume.hostPath.path" in refused.stderr
+    assert refused.stdout == ""
+    allowed = run("render", "-f", "examples/hostpath.yaml", "--allow-host-path", "/srv/www")
+    assert allowed.returncode == 0, allowed.stderr
+    bad = run("render", "-f", "-", stdin="kind: HttpdSite\napiVersion: httpd.dev/v1alpha1\n"
+                                          "metadata: {name: x}\nspec: {port: 80}\n")
+    assert bad.returncode == 1 and "InvalidSpec: spec.port" in bad.stderr
+
+
+def test_demo_reaches_ready_and_says_the_api_is_emulated() -> None:
+    result = run("demo", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert "EMULATED" in result.stdout
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
+            if line.split() and line.split()[0] in ("web", "shop", "docs", "blog", "blog-preview", "local")}
+    assert rows == {"web": "Ready", "shop": "Ready", "docs": "Ready", "blog": "Ready",
+                    "blog-preview": "Ready", "local": "Failed"}
