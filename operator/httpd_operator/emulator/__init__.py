@@ -75,6 +75,7 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
     _infos: dict[tuple[str | None, str | None, str | None], Any] = attrs.field(factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
     _closed: bool = attrs.field(default=False, init=False)
+    _cut: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -90,7 +91,14 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
                 self.close_watches()
 
     def close_watches(self) -> None:
+        """End every watch stream for good (at shutdown)."""
         self._closed = True
+        self.cut_watches()
+
+    def cut_watches(self) -> None:
+        """End the watch streams open now, as a load balancer or an apiserver restart would;
+        clients reconnect (with their last resourceVersion) and new streams work as before."""
+        self._cut += 1
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
         self._changed = None
@@ -285,7 +293,8 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         try:
-            while not self._closed and (deadline is None or loop.time() < deadline):
+            generation = self._cut
+            while not self._closed and generation == self._cut and (deadline is None or loop.time() < deadline):
                 batch = self._events_after(cursor)
                 if not batch:
                     if self._changed is None:

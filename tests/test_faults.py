@@ -1,0 +1,118 @@
+"""Promises kept while the API server errs, watches break and the operator dies mid-way."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import kmock
+from conftest import SITES, Api, eventually, site
+
+CLAIMS = "v1/persistentvolumeclaims"
+DEPLOYMENTS = "apps/v1/deployments"
+SERVICES = "v1/services"
+
+
+def ours(request: Any) -> bool:
+    """Requests of the operator (its client and kopf), not of the test."""
+    agent = request.headers.get("User-Agent", "")
+    return "OpenAPI-Generator" in agent or "kopf" in agent
+
+
+def converged(api: Api, names: list[str], replicas: int = 1) -> bool:
+    for name in names:
+        status = api.site_status("ns", name)
+        generation = (api.get(SITES, "ns", name) or {}).get("metadata", {}).get("generation")
+        if status.get("phase") != "Ready" or status.get("observedGeneration") != generation:
+            return False
+        deployment = api.get(DEPLOYMENTS, "ns", name)
+        if deployment is None or deployment["spec"]["replicas"] != replicas:
+            return False
+    return True
+
+
+def children_exactly_once(api: Api, names: list[str]) -> None:
+    for resource, suffix in ((CLAIMS, "-htdocs"), (DEPLOYMENTS, ""), (SERVICES, "")):
+        found = sorted(o["metadata"]["name"] for o in api.server.list(resource, "ns")
+                       if o["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "httpd-operator")
+        assert found == sorted(n + suffix for n in names), resource
+
+
+async def test_sites_converge_through_api_errors_without_duplicates_or_storms(api: Api, operator) -> None:
+    rnd = random.Random(2026)
+    server = api.server
+
+    async def commit_then_fail(request: Any) -> None:  # the write happens, the answer is lost
+        await server._serve_object(request)
+        raise kmock.KubernetesError(status=504, reason="Timeout", message="injected: committed, then timed out")
+
+    def share(method: str, p: float, extra: Any = lambda r: True) -> Any:
+        return lambda r: ours(r) and r.method.value == method and extra(r) and rnd.random() < p
+
+    server[share("POST", 0.15, lambda r: "/events" not in r.url.path)] << commit_then_fail
+    server[share("POST", 0.2)] << kmock.KubernetesError(status=500, reason="InternalError", message="injected")
+    server[share("PATCH", 0.2)] << kmock.KubernetesError(status=503, reason="ServiceUnavailable", message="injected")
+    server[share("PATCH", 0.1, lambda r: "/status" in r.url.path)] << kmock.KubernetesError(
+        status=409, reason="Conflict", message="injected: the object has been modified")
+    too_many = {"kind": "Status", "code": 429, "reason": "TooManyRequests"}
+    server[share("GET", 0.1)] << 429 << {"Retry-After": "1"} << too_many
+    await operator()
+    names = [f"site-{i}" for i in range(8)]
+    for name in names:
+        await api.create_site(site(name))
+    await eventually(lambda: converged(api, names), timeout=90)
+    for name in names[:4]:
+        await api.patch_site("ns", name, {"spec": {"replicas": 2}})
+    await eventually(lambda: converged(api, names[:4], replicas=2) and converged(api, names[4:]), timeout=90)
+    children_exactly_once(api, names)
+    # Backoff, not a storm: the operator's writes stay within a small multiple of what it needs.
+    writes = [r for r in server._requests
+              if ours(r) and r.method.value in ("POST", "PATCH") and "/events" not in r.url.path]
+    assert len(writes) < 15 * len(names), len(writes)
+
+
+async def test_watch_streams_cut_mid_way_are_resumed(api: Api, operator) -> None:
+    await operator()
+    await api.create_site(site("a"))
+    await eventually(lambda: converged(api, ["a"]))
+    for round_ in range(3):
+        api.server.cut_watches()
+        await api.patch_site("ns", "a", {"spec": {"replicas": 2 + round_}})
+        await eventually(lambda round_=round_: converged(api, ["a"], replicas=2 + round_))
+    await api.create_site(site("b"))
+    await eventually(lambda: converged(api, ["a", "b"]) is False and converged(api, ["b"]))
+
+
+async def test_operator_killed_at_random_points_converges_and_never_deletes_claims(api: Api) -> None:
+    rnd = random.Random(7)
+    cmd = [sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(api.kubeconfig)]
+    names = [f"k-{i}" for i in range(12)]
+    created = 0
+    for round_ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for name in names[created:created + 4]:
+                await api.create_site(site(name, volume={"size": "1Gi"}))
+            for name in names[:created]:
+                await api.patch_site("ns", name, {"spec": {"replicas": 1 + round_ % 2}})
+            created += 4
+            await asyncio.sleep(rnd.uniform(0.3, 2.0))  # a random moment to die at, not a synchronisation
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(proc.wait)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # The last round set every site to 2 replicas.
+        await eventually(lambda: converged(api, names, replicas=2), timeout=90)
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait)
+    children_exactly_once(api, names)
+    claim_deletes = [r for r in api.server._requests
+                     if r.method.value == "DELETE" and "persistentvolumeclaims" in r.url.path]
+    assert claim_deletes == []
