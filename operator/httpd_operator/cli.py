@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = [] if args.all_namespaces else args.namespace
     run(settings_from(args), load_configuration(args.kubeconfig, args.context), namespaces,
-        liveness=args.liveness, peering=args.peering, priority=args.priority)
+        liveness=args.liveness, peering=args.peering, priority=args.priority, metrics_port=args.metrics_port)
     return 0
 
 
@@ -118,7 +118,10 @@ def parser() -> argparse.ArgumentParser:
                      help="serve a liveness probe, e.g. http://0.0.0.0:8081/healthz")
     run.add_argument("--peering", default=None, metavar="NAME",
                      help="coordinate with other replicas through this kopf peering object")
-    run.add_argument("--priority", type=int, default=0, help="peering priority (highest acts)")
+    run.add_argument("--priority", type=int, default=None,
+                     help="peering priority (the highest acts; default: random, so exactly one acts)")
+    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve Prometheus metrics on this port")
     run.add_argument("-v", "--verbose", action="store_true")
     _policy_options(run)
     run.set_defaults(func=cmd_run)

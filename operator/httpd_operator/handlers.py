@@ -14,6 +14,7 @@ import kubernetes
 
 from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.kube import Kube
+from httpd_operator.metrics import Metrics
 from httpd_operator.reconcile import INDEXES, Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
@@ -51,10 +52,10 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
 
 
 def build(settings: Settings, configuration: kubernetes.client.Configuration,
-          debounce: float = 0.1) -> tuple[kopf.OperatorRegistry, Engine]:
+          debounce: float = 0.1, metrics: Metrics | None = None) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
     registry = kopf.OperatorRegistry()
-    engine = Engine(settings=settings, kube=Kube(configuration), debounce=debounce)
+    engine = Engine(settings=settings, kube=Kube(configuration), debounce=debounce, metrics=metrics)
     site_resource = (GROUP, VERSION, PLURAL)
 
     def remember_indexes(kwargs: dict[str, Any]) -> None:

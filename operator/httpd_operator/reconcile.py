@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ import kopf
 from httpd_operator.diff import is_subset, merge_patch
 from httpd_operator.errors import SpecError
 from httpd_operator.kube import ApiError, Kube
+from httpd_operator.metrics import Metrics
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
 from httpd_operator.render.meta import owner_reference
@@ -103,7 +104,7 @@ class Engine:
     indexes: dict[str, Any] = field(default_factory=dict)
     links: Links = field(default_factory=Links)
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    on_result: Callable[[str, float], None] | None = None   # metrics hook: (result, seconds)
+    metrics: Metrics | None = None
     protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
@@ -132,6 +133,8 @@ class Engine:
                 result = await self.reconcile(*key)
                 self._attempts.pop(key, None)
             except ApiError as exc:
+                if self.metrics:
+                    self.metrics.api_errors.labels(str(exc.status)).inc()
                 attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
                 backoff = exc.retry_after or min(60.0, 0.5 * 2 ** min(attempt, 7))
                 logger.warning("site %s/%s: API error %s; retrying in %.1fs", *key, exc, backoff)
@@ -143,8 +146,8 @@ class Engine:
                 result = "error"
                 self.kick(key, delay=min(300.0, 2.0 ** min(attempt, 8)))
             self.reconciled += 1
-            if self.on_result:
-                self.on_result(result, asyncio.get_running_loop().time() - started)
+            if self.metrics:
+                self.metrics.observe(result, asyncio.get_running_loop().time() - started)
 
     @property
     def idle(self) -> bool:
@@ -186,6 +189,8 @@ class Engine:
     async def reconcile(self, namespace: str, name: str) -> str:
         body = self.actual("HttpdSite", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            if self.metrics:
+                self.metrics.phases.pop((namespace, name), None)
             return "gone"
         try:
             rendered: Rendered | SpecError = render_site(parse_site(body, self.settings),
@@ -206,6 +211,8 @@ class Engine:
             if isinstance(rendered, Rendered) and rendered.volume.claim else None,
             deployment=self.actual("Deployment", namespace, name))
         status = desired_status(body, rendered, observed)
+        if self.metrics:
+            self.metrics.phases[(namespace, name)] = status["phase"]
         if isinstance(rendered, Rendered):
             status["conditions"].append(extra[0] if extra else
                                         condition("VolumeSynced", True, "InSync", "the volume matches the spec"))

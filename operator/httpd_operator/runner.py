@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ import kopf
 import kubernetes
 
 from httpd_operator.handlers import build
+from httpd_operator.metrics import Metrics
 from httpd_operator.reconcile import Engine
 from httpd_operator.settings import Settings
 
@@ -18,9 +20,12 @@ def run(settings: Settings, configuration: kubernetes.client.Configuration,
         namespaces: Sequence[str] = (), liveness: str | None = None,
         stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
         loop: asyncio.AbstractEventLoop | None = None, debounce: float = 0.1,
-        peering: str | None = None, priority: int = 0) -> Engine:
+        peering: str | None = None, priority: int | None = None, metrics_port: int | None = None) -> Engine:
     """Run until stopped (a signal, or `stop_flag`); watches `namespaces`, or all if empty."""
-    registry, engine = build(settings, configuration, debounce=debounce)
+    metrics = Metrics()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    registry, engine = build(settings, configuration, debounce=debounce, metrics=metrics)
     serve(registry, namespaces, liveness=liveness, stop_flag=stop_flag, ready_flag=ready_flag,
           loop=loop, peering=peering, priority=priority)
     return engine
@@ -29,10 +34,14 @@ def run(settings: Settings, configuration: kubernetes.client.Configuration,
 def serve(registry: kopf.OperatorRegistry, namespaces: Sequence[str] = (), *, liveness: str | None = None,
           stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
           loop: asyncio.AbstractEventLoop | None = None, peering: str | None = None,
-          priority: int = 0) -> None:
+          priority: int | None = None) -> None:
+    """kopf's run loop. With `peering`, replicas with the highest priority act and the others wait;
+    without an explicit priority each replica draws a random one, so exactly one is active."""
+    if peering and priority is None:
+        priority = random.SystemRandom().randint(1, 2**31)
     kopf.run(
         loop=loop, registry=registry, clusterwide=not namespaces, namespaces=list(namespaces),
-        standalone=peering is None, peering_name=peering, priority=priority,
+        standalone=peering is None, peering_name=peering, priority=priority or 0,
         liveness_endpoint=liveness, stop_flag=stop_flag, ready_flag=ready_flag)
 
 
@@ -44,19 +53,22 @@ class OperatorThread:
     """
 
     def __init__(self, settings: Settings, configuration: kubernetes.client.Configuration,
-                 namespaces: Sequence[str] = (), debounce: float = 0.02) -> None:
+                 namespaces: Sequence[str] = (), debounce: float = 0.02, peering: str | None = None,
+                 priority: int | None = None) -> None:
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None
         self.namespaces = tuple(namespaces)
-        self.registry, self.engine = build(settings, configuration, debounce=debounce)
+        self.peering, self.priority = peering, priority
+        self.metrics = Metrics()
+        self.registry, self.engine = build(settings, configuration, debounce=debounce, metrics=self.metrics)
         self._thread = threading.Thread(target=self._target, name="httpd-operator", daemon=True)
 
     def _target(self) -> None:
         loop = asyncio.new_event_loop()
         try:
             serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
-                  loop=loop)
+                  loop=loop, peering=self.peering, priority=self.priority)
         except BaseException as exc:  # reported by stop()
             self.error = exc
         finally:
