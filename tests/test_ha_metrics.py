@@ -25,6 +25,9 @@ async def test_two_replicas_one_acts_and_the_other_takes_over(api: Api) -> None:
     high = OperatorThread(Settings(), api.configuration(), peering="httpd-operator", priority=200)
     low = OperatorThread(Settings(), api.configuration(), peering="httpd-operator", priority=100)
     await asyncio.to_thread(high.start)
+    # The active replica has announced itself in the peering object before the second one starts.
+    await eventually(lambda: any(p.get("priority") == 200 for p in (api.get(
+        "kopf.dev/v1/clusterkopfpeerings", None, "httpd-operator").get("status") or {}).values()))
     await asyncio.to_thread(low.start)
     try:
         await api.create_site(site("first"))
