@@ -1,0 +1,70 @@
+"""Least privilege: the ClusterRole grants exactly the verbs and resources the operator uses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kmock
+import yaml
+from conftest import ROOT, Api, eventually, site
+
+from httpd_operator.runner import OperatorThread
+from httpd_operator.settings import Settings
+
+# Granted but never seen as a request: the API server checks it when the operator sets
+# blockOwnerDeletion on a child (OwnerReferencesPermissionEnforcement admission).
+ADMISSION_ONLY = {("httpd.dev", "httpdsites/finalizers", "update")}
+
+
+def granted() -> set[tuple[str, str, str]]:
+    docs = yaml.safe_load_all((ROOT / "manifests" / "rbac.yaml").read_text())
+    role = next(d for d in docs if d["kind"] == "ClusterRole")
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def used(requests: list[Any]) -> set[tuple[str, str, str]]:
+    out = set()
+    for r in requests:
+        agent = r.headers.get("User-Agent", "")
+        if not ("kopf" in agent or "OpenAPI-Generator" in agent) or r.resource is None or not r.resource.plural:
+            continue  # the test's own requests, and discovery
+        method = r.method.value
+        if method == "GET":
+            verb = "watch" if r.params.get("watch") in ("true", "1") else ("get" if r.name else "list")
+        else:
+            verb = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+        resource = r.resource.plural + (f"/{r.subresource}" if r.subresource else "")
+        out.add((r.resource.group, resource, verb))
+    return out
+
+
+async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> None:
+    for crd in yaml.safe_load_all((ROOT / "crds" / "peering.yaml").read_text()):
+        api.server.register_crd(crd)
+    await api.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
+                      yaml.safe_load((ROOT / "manifests" / "peering.yaml").read_text()))
+    # A create answered 409 AlreadyExists makes the operator read the object it collided with.
+    for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services"):
+        api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
+    op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
+    await asyncio.to_thread(op.start)
+    try:
+        # A scenario that exercises every code path that talks to the API.
+        await api.create_site(site("web"))
+        await api.create_site(site("src", volume={"reclaimPolicy": "Delete", "accessModes": ["ReadWriteMany"]}))
+        await api.create_site(site("share", volume={"type": "FromSite", "fromSite": "src"}))
+        await api.create_site(site("bad", port=80))
+        await eventually(lambda: all(api.site_status("ns", n).get("phase") == "Ready" for n in ("web", "src", "share")))
+        await api.patch_site("ns", "web", {"spec": {"replicas": 2, "volume": {"size": "2Gi"}}})
+        await eventually(lambda: api.site_status("ns", "web").get("ready") == "2/2")
+        await api.request("PATCH", "/api/v1/namespaces/ns/services/web", {"spec": {"type": "NodePort"}})
+        await eventually(lambda: api.get("v1/services", "ns", "web")["spec"]["type"] == "ClusterIP")
+        await eventually(lambda: op.engine.idle)
+    finally:
+        await asyncio.to_thread(op.stop)
+    seen = used(api.server._requests)
+    assert seen == granted() - ADMISSION_ONLY, (
+        f"used but not granted: {sorted(seen - granted())}; granted but unused: {sorted(granted() - seen)}")
+    assert not any(verb == "delete" for _, _, verb in granted())  # the operator never deletes
