@@ -18,7 +18,7 @@ ADMISSION_ONLY = {("httpd.dev", "httpdsites/finalizers", "update")}
 
 
 def granted() -> set[tuple[str, str, str]]:
-    docs = yaml.safe_load_all((ROOT / "manifests" / "rbac.yaml").read_text())
+    docs = yaml.safe_load_all((ROOT / "manifests" / "base" / "rbac.yaml").read_text())
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
             for resource in rule["resources"] for verb in rule["verbs"]}
@@ -44,7 +44,7 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     for crd in yaml.safe_load_all((ROOT / "crds" / "peering.yaml").read_text()):
         api.server.register_crd(crd)
     await api.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
-                      yaml.safe_load((ROOT / "manifests" / "peering.yaml").read_text()))
+                      yaml.safe_load((ROOT / "manifests" / "base" / "peering.yaml").read_text()))
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
     for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services"):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
