@@ -36,11 +36,12 @@ KINDS: dict[str, Kind] = {
 class ApiError(Exception):
     """A failed API call, with the HTTP status and the server's Status message."""
 
-    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None, obj: str | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.object = obj  # "Kind name" of the object written, when known
 
 
 def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
@@ -103,12 +104,20 @@ class Kube:
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
-        return await self.call("POST", path(obj["kind"], meta.get("namespace")), body=obj)
+        try:
+            return await self.call("POST", path(obj["kind"], meta.get("namespace")), body=obj)
+        except ApiError as exc:
+            exc.object = f"{obj['kind']} {meta.get('name')}"
+            raise
 
     async def patch(self, kind: str, namespace: str | None, name: str, patch: Mapping[str, Any],
                     sub: str | None = None) -> dict[str, Any]:
-        return await self.call("PATCH", path(kind, namespace, name, sub), body=patch,
-                               content_type="application/merge-patch+json")
+        try:
+            return await self.call("PATCH", path(kind, namespace, name, sub), body=patch,
+                                   content_type="application/merge-patch+json")
+        except ApiError as exc:
+            exc.object = f"{kind} {name}"
+            raise
 
     async def delete(self, kind: str, namespace: str | None, name: str) -> None:
         try:

@@ -7,7 +7,7 @@ number behind a quantity, not just its text.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
@@ -53,6 +53,6 @@ def parse_quantity(value: str | int | float) -> Decimal:
             result *= Decimal(10) ** int(exponent[1:])
         else:
             result *= _SUFFIXES[suffix or ""]
-    except (InvalidOperation, OverflowError) as exc:
+    except (DecimalException, OverflowError) as exc:  # decimal.Overflow is a DecimalException
         raise QuantityError(f"{value!r} is out of range") from exc
     return result

@@ -106,6 +106,8 @@ class Engine:
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     metrics: Metrics | None = None
     protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
+    refused: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)  # patches refused
+    rejected: dict[SiteKey, tuple[int, SpecError]] = field(default_factory=dict)  # by generation
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
     _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
@@ -199,13 +201,25 @@ class Engine:
             rendered = exc
         extra: list[dict[str, Any]] = []
         changed: list[str] = []
+        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        rejected = self.rejected.get((namespace, name))
+        if isinstance(rendered, Rendered) and rejected and rejected[0] == generation:
+            rendered = rejected[1]  # refused by the API server: not again until the spec changes
         if isinstance(rendered, Rendered):
-            for obj in rendered.objects:
-                note = await self._apply(rendered.site, obj, changed)
-                if note:
-                    extra.append(note)
-            await self._protect_volume(rendered)
-            await self._share_claim(rendered)
+            try:
+                for obj in rendered.objects:
+                    note = await self._apply(rendered.site, obj, changed)
+                    if note:
+                        extra.append(note)
+                await self._protect_volume(rendered)
+                await self._share_claim(rendered)
+            except ApiError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                # The server's own validation refused a child: a spec problem, not a transient one.
+                rendered = SpecError(exc.object or "a child", f"the API server refused it: {exc.message}",
+                                     reason="ChildRejected")
+                self.rejected[(namespace, name)] = (generation, rendered)
         observed = Observed(
             claim=self.actual("PersistentVolumeClaim", namespace, rendered.volume.claim)
             if isinstance(rendered, Rendered) and rendered.volume.claim else None,
@@ -253,7 +267,20 @@ class Engine:
         patch = merge_patch(want, have)
         if want["metadata"].get("ownerReferences") == []:
             patch.setdefault("metadata", {})["ownerReferences"] = None  # Retain: no owner at all
-        self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch))
+        refusal_key = (kind, meta["namespace"], meta["name"], repr(patch))
+        if refusal_key in self.refused:
+            return self.refused[refusal_key]
+        try:
+            self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch))
+        except ApiError as exc:
+            if kind != "PersistentVolumeClaim" or exc.status not in (403, 422):
+                raise
+            # The server refuses the change (e.g. a class that cannot expand): report it, and do
+            # not send the same patch again until the spec asks for something else.
+            refusal = condition("VolumeSynced", False, "ResizeRefused" if "spec" in patch else "ClaimUpdateRefused",
+                                f"claim {meta['name']}: the API server refused the change: {exc.message}")
+            self.refused[refusal_key] = refusal
+            return refusal
         changed.append(f"updated {kind} {meta['name']} ({', '.join(sorted(_paths(patch)))})")
         return note
 

@@ -10,6 +10,9 @@ DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
 # Where the image keeps its document root; the content volume is mounted over it by default.
 DOCUMENT_ROOT = "/usr/local/apache2/htdocs"
 
+# Where httpd writes (emptyDirs in the pod): the content volume must not be mounted over them.
+SCRATCH_PATHS = ("/usr/local/apache2/run", "/usr/local/apache2/logs", "/tmp")
+
 # The httpd image's unprivileged user and group (see images/httpd/Dockerfile).
 HTTPD_UID = 10001
 

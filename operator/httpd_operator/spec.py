@@ -16,7 +16,7 @@ from typing import Any
 
 from httpd_operator.errors import SpecError
 from httpd_operator.quantity import QuantityError, parse_quantity
-from httpd_operator.settings import DOCUMENT_ROOT, Settings
+from httpd_operator.settings import DOCUMENT_ROOT, SCRATCH_PATHS, Settings
 
 VOLUME_TYPES = ("Managed", "ExistingClaim", "HostPath", "NFS", "Ephemeral", "FromSite")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -27,6 +27,7 @@ HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory")
 MAX_NAME = 63
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
 
 
@@ -106,12 +107,64 @@ def _enum(obj: Mapping[str, Any], key: str, path: str, default: str, allowed: tu
     return value
 
 
-def _string_map(obj: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+def _qualified_name(name: Any, path: str) -> None:
+    """A label or annotation key: an optional DNS subdomain prefix and a name of 63 characters."""
+    prefix, _, short = str(name).rpartition("/")
+    if not isinstance(name, str) or not _NAME.match(short) or len(short) > 63 or \
+            (prefix and (len(prefix) > 253 or not _DNS1123.match(prefix))):
+        raise SpecError(path, f"{name!r} is not a valid key (letters, digits, '-', '_', '.', at most 63, "
+                        "with an optional DNS prefix and '/')")
+
+
+def _label_value(value: Any, path: str) -> None:
+    if not isinstance(value, str) or (value and (len(value) > 63 or not _NAME.match(value))):
+        raise SpecError(path, f"{value!r} is not a valid label value (letters, digits, '-', '_', '.', at most 63)")
+
+
+def _string_map(obj: Mapping[str, Any], key: str, path: str, labels: bool = False) -> dict[str, str]:
+    """A map of strings whose keys are label keys; with `labels`, whose values are label values."""
     value = _get(obj, key, path, dict, {})
     for k, v in value.items():
+        _qualified_name(k, f"{path}.{key}")
         if not isinstance(v, str):
             raise SpecError(f"{path}.{key}.{k}", f"must be a string, got {type(v).__name__}")
+        if labels:
+            _label_value(v, f"{path}.{key}.{k}")
     return dict(value)
+
+
+def _resources(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """requests and limits: maps of resource names to quantities (the API server's own rule)."""
+    value = _get(obj, "resources", path, dict, {})
+    for section, amounts in value.items():
+        if section not in ("requests", "limits"):
+            raise SpecError(f"{path}.resources.{section}", "only requests and limits are allowed")
+        if not isinstance(amounts, dict):
+            raise SpecError(f"{path}.resources.{section}", "must be an object of quantities")
+        for name, amount in amounts.items():
+            _qualified_name(name, f"{path}.resources.{section}")
+            try:
+                if parse_quantity(amount) < 0:
+                    raise QuantityError(f"{amount!r} is negative")
+            except QuantityError as exc:
+                raise SpecError(f"{path}.resources.{section}.{name}", str(exc)) from None
+    return dict(value)
+
+
+def _tolerations(obj: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any], ...]:
+    value = _get(obj, "tolerations", path, list, [])
+    for i, toleration in enumerate(value):
+        where = f"{path}.tolerations[{i}]"
+        if not isinstance(toleration, dict):
+            raise SpecError(where, "must be an object")
+        if toleration.get("key"):
+            _qualified_name(toleration["key"], f"{where}.key")
+        if toleration.get("operator", "Equal") not in ("Equal", "Exists"):
+            raise SpecError(f"{where}.operator", "must be Equal or Exists")
+        if toleration.get("effect", "") not in ("", "NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise SpecError(f"{where}.effect", "must be NoSchedule, PreferNoSchedule or NoExecute")
+        _label_value(toleration.get("value", ""), f"{where}.value")
+    return tuple(value)
 
 
 def _quantity(value: Any, path: str) -> Decimal:
@@ -145,6 +198,13 @@ def _sub_path(value: str, path: str) -> str:
     return cleaned
 
 
+def _storage_class(raw: Mapping[str, Any], path: str) -> str | None:
+    name = _get(raw, "storageClassName", path, str, None)
+    if name and (len(name) > 253 or not _DNS1123.match(name)):
+        raise SpecError(f"{path}.storageClassName", f"{name!r} is not a StorageClass name (a DNS-1123 subdomain)")
+    return name
+
+
 def parse_volume(raw: Any, settings: Settings, site_name: str) -> VolumeSpec:
     """Parse `spec.volume`, applying per-type defaults and refusing unsafe combinations."""
     path = "spec.volume"
@@ -167,7 +227,7 @@ def parse_volume(raw: Any, settings: Settings, site_name: str) -> VolumeSpec:
         "type": vtype,
         "size": str(size),
         "size_bytes": size_bytes,
-        "storage_class_name": _get(raw, "storageClassName", path, str, None),
+        "storage_class_name": _storage_class(raw, path),
         "access_modes": tuple(modes),
         "volume_mode": _get(raw, "volumeMode", path, str, None),
         "reclaim_policy": _enum(raw, "reclaimPolicy", path, "Retain", ("Retain", "Delete")),
@@ -176,6 +236,9 @@ def parse_volume(raw: Any, settings: Settings, site_name: str) -> VolumeSpec:
         "seed": _enum(raw, "seed", path, "Never" if vtype == "FromSite" else "IfEmpty",
                       ("IfEmpty", "Never")),
     }
+    mount = values["mount_path"]
+    if mount == "/" or any(mount == d or mount.startswith(d + "/") or d.startswith(mount + "/") for d in SCRATCH_PATHS):
+        raise SpecError(f"{path}.mountPath", f"{mount} overlaps a path httpd writes to ({', '.join(SCRATCH_PATHS)})")
     if values["volume_mode"] not in (None, "Filesystem"):
         raise SpecError(f"{path}.volumeMode", "must be Filesystem: httpd serves files, not a block device")
     sub = _get(raw, "subPath", path, str, None)
@@ -247,10 +310,6 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
     image = _get(spec, "image", path, str, "") or settings.default_image
     if any(c.isspace() for c in image):
         raise SpecError("spec.image", f"must not contain white space, got {image!r}")
-    tolerations = _get(spec, "tolerations", path, list, [])
-    for i, toleration in enumerate(tolerations):
-        if not isinstance(toleration, dict):
-            raise SpecError(f"spec.tolerations[{i}]", "must be an object")
     return SiteSpec(
         name=name,
         namespace=meta.get("namespace") or "default",
@@ -262,9 +321,9 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         service_type=_enum(service, "type", "spec.service", "ClusterIP", SERVICE_TYPES),
         service_port=_int(service, "port", "spec.service", 80, 1, 65535),
         volume=parse_volume(spec.get("volume"), settings, name),
-        resources=_get(spec, "resources", path, dict, {}),
-        node_selector=_string_map(spec, "nodeSelector", path),
-        tolerations=tuple(tolerations),
+        resources=_resources(spec, path),
+        node_selector=_string_map(spec, "nodeSelector", path, labels=True),
+        tolerations=_tolerations(spec, path),
         affinity=_get(spec, "affinity", path, dict, {}),
         pod_annotations=_string_map(spec, "podAnnotations", path),
     )

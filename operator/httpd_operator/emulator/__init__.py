@@ -38,12 +38,25 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import dsl, rendering
+from kmock._internal import dsl, parsing, rendering
 
 from httpd_operator.emulator.controllers import ControllerStandIns, Key
 from httpd_operator.emulator.patches import error, field_matches, json_patch, merge, now, selector_matches
 
 MAX_EVENTS = 200_000  # the watch cache; older resourceVersions answer 410 Gone, as a real server
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """kmock's path parser, but `/api/v1/namespaces[/NAME]` names Namespace objects (kmock 0.8
+    fails on the former, which kopf lists when it serves given namespaces)."""
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["api", "v1"] and parts[2:3] == ["namespaces"] and len(parts) <= 4:
+        return parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
+    return _kmock_parse_path(path)
+
+
+_kmock_parse_path = parsing.parse_path
+parsing.parse_path = _parse_path
 
 
 def _fast_match(payload: dsl.Reaction, request: rendering.Request) -> bool:
@@ -363,6 +376,8 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
                 raise error(400, "BadRequest", "the namespace of the object does not match the URL")
             meta["namespace"] = ns
         key: Key = (res.group or "", res.plural or "", ns, meta["name"])
+        if ns is not None and ("", "namespaces", None, ns) not in self._store:
+            self._ensure_namespace(ns)
         if key in self._store:
             raise error(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists',
                          {"name": meta["name"], "kind": res.plural})
@@ -377,6 +392,15 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
             self.register_crd(stored)
         self._after_write(key, None, stored)
         return stored
+
+    def _ensure_namespace(self, name: str) -> None:
+        """Lenient where a real server answers 404: the first write into a namespace makes it, so
+        clients that watch namespaces (kopf, serving given namespaces) see it exist."""
+        self._write(("", "namespaces", None, name), {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": name, "uid": str(uuid.uuid4()), "creationTimestamp": now(), "generation": 1,
+                "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}, "ADDED")
 
     def _modify(self, request: rendering.Request, info: kmock.ResourceInfo, key: Key, method: str,
                 sub: str | None) -> dict[str, Any]:
@@ -400,6 +424,8 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
             raise error(409, "Conflict", f'Operation cannot be fulfilled on {key[1]} "{key[3]}": the object '
                          "has been modified; please apply your changes to the latest version and try again")
         new = self._keep_server_fields(old, new, info, sub)
+        if key[:2] == ("", "persistentvolumeclaims") and sub is None:
+            self._check_claim_update(old, new)
         if new == old:
             return old  # a no-op write does not bump the resourceVersion, as on a real server
         meta = new["metadata"]
@@ -409,6 +435,24 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         stored = self._write(key, new, "MODIFIED")
         self._after_write(key, old, stored)
         return stored
+
+    def _check_claim_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """A claim's spec is immutable but for its requested size, which may grow only when its
+        StorageClass allows expansion (as the real API server's admission enforces)."""
+        def size(obj: dict[str, Any]) -> str | None:
+            return ((obj.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+
+        strip = {"resources": None, "volumeName": None}
+        if merge(old.get("spec"), strip) != merge(new.get("spec"), strip):
+            raise error(422, "Invalid", f'PersistentVolumeClaim "{old["metadata"]["name"]}" is invalid: spec: '
+                        "Forbidden: spec is immutable after creation except resources.requests for bound claims")
+        if size(old) != size(new):
+            name = (new.get("spec") or {}).get("storageClassName") or ""
+            cls = self._store.get(("storage.k8s.io", "storageclasses", None, name))
+            if cls is not None and not cls.get("allowVolumeExpansion"):
+                raise error(403, "Forbidden", f'persistentvolumeclaims "{old["metadata"]["name"]}" is forbidden: '
+                            "only dynamically provisioned pvc can be resized and the storageclass that "
+                            "provisions the pvc must support resize")
 
     def _patched(self, request: rendering.Request, old: dict[str, Any]) -> dict[str, Any]:
         ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()

@@ -17,15 +17,11 @@ from httpd_operator.render.volumes import (
     content_mount,
     seed_container,
 )
-from httpd_operator.settings import HTTPD_UID
+from httpd_operator.settings import HTTPD_UID, SCRATCH_PATHS
 from httpd_operator.spec import SiteSpec
 
 # Every path httpd writes is a small emptyDir: the image's own layers are never written to.
-SCRATCH_DIRS = {
-    "run": "/usr/local/apache2/run",
-    "logs": "/usr/local/apache2/logs",
-    "tmp": "/tmp",
-}
+SCRATCH_DIRS = dict(zip(("run", "logs", "tmp"), SCRATCH_PATHS, strict=True))
 
 CONTAINER_SECURITY: dict[str, Any] = {
     "runAsNonRoot": True,

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""The floor under the operator: the fewest API requests N sites need, against the same emulator.
+
+A plain client (aiohttp) does, per site, exactly what the site needs and nothing more: create the
+HttpdSite (as bench/operator_bench.py does), create its claim, Deployment and Service (the objects
+`httpd_operator.render.render_body` gives) and write its final status once. It never reads, never
+watches and posts no events: the status it writes is computed up front from what the emulator's
+controller stand-ins are known to do (claims Bound, replicas ready), so it is a lower bound, not a
+controller. Then the same N sites go through the real operator (operator_bench's `run()`), and
+both are printed side by side: seconds to converge, requests per site by verb, ratios.
+
+    python bench/floor_bench.py --sites 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import importlib.util
+import json
+import pathlib
+import time
+from typing import Any
+
+import aiohttp
+import yaml
+
+from httpd_operator.emulator import ApiServer
+from httpd_operator.kube import path
+from httpd_operator.render import Rendered, render_body
+from httpd_operator.settings import Settings
+from httpd_operator.status import Observed, condition, desired_status, merge_conditions
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CRD = yaml.safe_load((ROOT / "crds" / "httpdsites.yaml").read_text())
+SITES = "httpd.dev/v1alpha1/httpdsites"
+FLOOR_AGENT = "httpd-operator-floor"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def operator_bench() -> Any:
+    """bench/operator_bench.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("operator_bench", ROOT / "bench" / "operator_bench.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def site_body(i: int) -> dict[str, Any]:
+    """The same sites operator_bench creates."""
+    return {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
+            "metadata": {"name": f"site-{i:05d}", "namespace": f"ns-{i % 10}"},
+            "spec": {"replicas": 1 + i % 3}}
+
+
+def final_status(site: dict[str, Any], rendered: Rendered, created: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The status the operator ends with, from the children as the controller stand-ins finish them."""
+    claim = created.get("PersistentVolumeClaim")
+    if claim is not None:
+        spec = claim["spec"]
+        claim = {**claim, "status": {"phase": "Bound", "accessModes": spec["accessModes"],
+                                     "capacity": {"storage": spec["resources"]["requests"]["storage"]}}}
+    deployment = created["Deployment"]
+    replicas = deployment["spec"]["replicas"]
+    deployment = {**deployment, "status": {
+        "observedGeneration": deployment["metadata"]["generation"], "replicas": replicas,
+        "readyReplicas": replicas, "availableReplicas": replicas, "updatedReplicas": replicas}}
+    status = desired_status(site, rendered, Observed(claim=claim, deployment=deployment))
+    status["conditions"].append(condition("VolumeSynced", True, "InSync", "the volume matches the spec"))
+    status["conditions"] = merge_conditions(status["conditions"], None,
+                                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return status
+
+
+def settled(server: ApiServer, n: int) -> int:
+    """Sites Ready whose claim is Bound and whose Deployment reports its replicas ready."""
+    claims = {(c["metadata"]["namespace"], c["metadata"]["name"]) for c in server.peek("v1/persistentvolumeclaims")
+              if (c.get("status") or {}).get("phase") == "Bound"}
+    deployments = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in server.peek("apps/v1/deployments")
+                   if (d.get("status") or {}).get("readyReplicas") == d["spec"]["replicas"]}
+    return sum(1 for s in server.peek(SITES)
+               if (s.get("status") or {}).get("phase") == "Ready"
+               and (s["metadata"]["namespace"], s["metadata"]["name"] + "-htdocs") in claims
+               and (s["metadata"]["namespace"], s["metadata"]["name"]) in deployments)
+
+
+async def floor(n: int, concurrency: int, verb: Any) -> dict[str, Any]:
+    settings = Settings()
+    server = ApiServer(controllers=True)
+    server.load_builtin()
+    server.register_crd(CRD)
+    async with server.running() as url, aiohttp.ClientSession(url, headers={"User-Agent": FLOOR_AGENT}) as client:
+        async def send(method: str, url_path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+            async with client.request(method, "/" + url_path.lstrip("/"), data=json.dumps(body),
+                                      headers=headers or {"Content-Type": "application/json"}) as resp:
+                assert resp.status < 300, await resp.text()
+                return await resp.json()
+
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            body = site_body(i)
+            ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+            async with semaphore:
+                stored = await send("POST", path("HttpdSite", ns), body)
+                rendered = render_body(stored, settings)
+                created = {}
+                for obj in rendered.objects:
+                    created[obj["kind"]] = await send("POST", path(obj["kind"], ns), obj)
+                await send("PATCH", path("HttpdSite", ns, name, "status"),
+                           {"status": final_status(stored, rendered, created)}, MERGE)
+
+        first_request = len(server._requests)
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        written = time.monotonic() - started
+        while (done := settled(server, n)) < n:
+            if time.monotonic() - started > 60 + n * 0.5:
+                raise SystemExit(f"floor: only {done}/{n} sites settled")
+            await asyncio.sleep(0.01)  # polling the emulator's state, not a synchronisation
+        converged = time.monotonic() - started
+        requests = server._requests[first_request:]
+        by_verb = collections.Counter(f"{verb(r)} {r.resource.plural if r.resource else r.url.path}"
+                                      for r in requests if r.headers.get("User-Agent") == FLOOR_AGENT)
+    return {"sites": n, "written_s": written, "converged_s": converged, "by_verb": by_verb}
+
+
+def report(floor_result: dict[str, Any], operator_result: dict[str, Any]) -> None:
+    n = floor_result["sites"]
+    # operator_bench counts only the operator's own requests (not the bench's HttpdSite creates).
+    floor_verbs = collections.Counter({k: v for k, v in floor_result["by_verb"].items() if k != "create httpdsites"})
+    op_verbs: collections.Counter[str] = operator_result["by_verb"]
+    floor_total, op_total = sum(floor_verbs.values()), sum(op_verbs.values())
+    print(f"\n== {n} sites: floor (plain client, exact writes) vs the operator")
+    print(f"{'':44} {'floor':>10} {'operator':>10} {'ratio':>8}")
+    f_s, o_s = floor_result["converged_s"], operator_result["converged_s"]
+    print(f"{'seconds until every site is Ready':44} {f_s:10.2f} {o_s:10.2f} {o_s / f_s:8.1f}")
+    print(f"{'  of which sending the HttpdSite creates':44} {'':10} {operator_result['created_s']:10.2f}")
+    print(f"{'  floor: all its writes answered':44} {floor_result['written_s']:10.2f}")
+    print(f"{'API requests per site (not the site create)':44} {floor_total / n:10.2f} {op_total / n:10.2f} "
+          f"{op_total / floor_total:8.1f}")
+    writes = ("create", "patch", "update", "delete")
+    f_w = sum(v for k, v in floor_verbs.items() if k.split()[0] in writes)
+    o_w = sum(v for k, v in op_verbs.items() if k.split()[0] in writes)
+    print(f"{'  writes per site':44} {f_w / n:10.2f} {o_w / n:10.2f} {o_w / f_w:8.1f}")
+    o_we = sum(v for k, v in op_verbs.items() if k.split()[0] in writes and not k.endswith(" events"))
+    print(f"{'  writes per site, events left out':44} {f_w / n:10.2f} {o_we / n:10.2f} {o_we / f_w:8.1f}")
+    o_core = sum(v for k, v in op_verbs.items() if k.split()[0] in writes and not k.endswith((" events",
+                                                                                           " persistentvolumes")))
+    print(f"{'  ... and volume protection (PV Retain) too':44} {f_w / n:10.2f} {o_core / n:10.2f} "
+          f"{o_core / f_w:8.1f}")
+    print("by verb (per site):")
+    for key in sorted(set(floor_verbs) | set(op_verbs), key=lambda k: (-op_verbs.get(k, 0), k)):
+        print(f"  {key:<42} {floor_verbs.get(key, 0) / n:10.2f} {op_verbs.get(key, 0) / n:10.2f}")
+    print(f"operator: {operator_result['idle_writes']} writes during {operator_result['idle_s']:.0f} s idle "
+          f"afterwards; peak RSS {operator_result['rss_mib']:.0f} MiB, CPU {operator_result['cpu_s']:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sites", type=int, action="append", help="number of sites (repeatable)")
+    parser.add_argument("--idle", type=float, default=2.0, help="idle seconds to watch the operator for writes")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    bench = operator_bench()
+    for n in args.sites or [100]:
+        floor_result = asyncio.run(floor(n, args.concurrency, bench.verb))
+        operator_result = asyncio.run(bench.run(n, args.idle, args.concurrency))
+        report(floor_result, operator_result)
+
+
+if __name__ == "__main__":
+    main()
