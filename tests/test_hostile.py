@@ -41,6 +41,7 @@ from httpd_operator.settings import Settings
 from httpd_operator.spec import parse_site
 
 CORPUS = pathlib.Path(__file__).resolve().parent / "corpus"
+SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 SETTINGS = Settings()  # what the emulated operator runs with: no host path allowed
 CHILDREN = ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services")
@@ -265,10 +266,15 @@ async def test_operator_copes_with_the_whole_corpus_at_once(api: Api, operator) 
     good = site("good", "valid", replicas=2, volume={"size": "2Gi"})
     bodies = [good] + [{**copy.deepcopy(c.doc), "metadata": {**c.doc["metadata"], "namespace": namespace_of(c.file)}}
                        for c in CASES]
-    await asyncio.gather(*(api.create_site(b) for b in bodies))  # one burst, the valid site among them
+    # One burst, the valid site among them. Names that are no RFC 1123 subdomain are refused by the
+    # API server itself (422 on metadata.name), as a real one does, before any operator sees them.
+    results = await asyncio.gather(*(api.create_site(b) for b in bodies), return_exceptions=True)
+    unnamed = {b["metadata"]["name"] for b, r in zip(bodies, results, strict=True) if isinstance(r, Exception)}
+    assert all("422" in str(r) and "metadata.name" in str(r) for r in results if isinstance(r, Exception))
+    assert unnamed == {c.name for c in CASES if not SUBDOMAIN.match(c.name) or len(c.name) > 253}
 
     await eventually(lambda: converged(api, "valid", "good"), timeout=60)
-    checked = [c for c in CASES if c.file not in KNOWN_BUGS]
+    checked = [c for c in CASES if c.file not in KNOWN_BUGS and c.name not in unnamed]
     for case in checked:
         if case.verdict.kind == "pruned":
             await eventually(lambda case=case: converged(api, namespace_of(case.file), case.name), timeout=60)

@@ -30,6 +30,7 @@ import contextlib
 import copy
 import json
 import random
+import re
 import string
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -44,6 +45,9 @@ from httpd_operator.emulator.controllers import ControllerStandIns, Key
 from httpd_operator.emulator.patches import error, field_matches, json_patch, merge, now, selector_matches
 
 MAX_EVENTS = 200_000  # the watch cache; older resourceVersions answer 410 Gone, as a real server
+
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _parse_path(path: str) -> parsing.ParsedPath:
@@ -371,6 +375,11 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
             if not meta.get("generateName"):
                 raise error(422, "Invalid", "metadata.name: Required value: name or generateName is required")
             meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        name = meta["name"]
+        if not isinstance(name, str) or len(name) > 253 or not _SUBDOMAIN.match(name):
+            raise error(422, "Invalid", f'{info.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+                        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                        "'-' or '.', and must start and end with an alphanumeric character")
         if info.namespaced:
             if meta.get("namespace") not in (None, ns):
                 raise error(400, "BadRequest", "the namespace of the object does not match the URL")
