@@ -177,7 +177,9 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
     # Together exactly what the base grants cluster-wide, with kopf's namespaced peering.
     expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v) for g, r, v in base_rules}
     assert rules(cluster_role, role) == expected
-    assert all("delete" not in verbs for _, _, verbs in rules(cluster_role, role))
+    # The only delete: disruption budgets the operator no longer needs (never claims).
+    assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {
+        ("policy", "poddisruptionbudgets")}
 
 
 def test_overlay_peers_in_web(base: list[dict[str, Any]], overlay: list[dict[str, Any]]) -> None:

@@ -58,7 +58,9 @@ async def test_update_patches_only_what_changed(api: Api, operator) -> None:
     operator_writes = [w for w in api.writes()[before:] if "/httpdsites/web" not in w[1] or "/status" in w[1]]
     assert ("PATCH", "/apis/apps/v1/namespaces/ns/deployments/web") in operator_writes
     assert ("PATCH", "/api/v1/namespaces/ns/persistentvolumeclaims/web-htdocs") in operator_writes
-    assert not [w for w in operator_writes if w[0] in ("POST", "DELETE") and "/events" not in w[1]]
+    # The only new child: the disruption budget that 3 replicas now call for.
+    created = [w for w in operator_writes if w[0] in ("POST", "DELETE") and "/events" not in w[1]]
+    assert created == [("POST", "/apis/policy/v1/namespaces/ns/poddisruptionbudgets")]
     assert not [w for w in operator_writes if "/services/" in w[1]]
 
 
@@ -138,3 +140,16 @@ async def test_invalid_spec_gives_condition_and_event_and_spares_others(api: Api
                       {"metadata": {"labels": {"touched": "yes"}}})
     await eventually(lambda: op.engine.reconciled > done and op.engine.idle)
     assert [w for w in api.writes()[writes:] if "/status" in w[1] or "/events" in w[1]] == []
+
+
+async def test_disruption_budget_follows_the_replica_count(api: Api, operator) -> None:
+    await operator()
+    await api.create_site(site("web", replicas=3))
+    budget = await eventually(lambda: api.get("policy/v1/poddisruptionbudgets", "ns", "web"))
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["metadata"]["ownerReferences"][0]["name"] == "web"
+    await api.patch_site("ns", "web", {"spec": {"replicas": 1}})
+    await eventually(lambda: api.get("policy/v1/poddisruptionbudgets", "ns", "web") is None)
+    await eventually(lambda: ready(api, "ns", "web"))
+    await api.patch_site("ns", "web", {"spec": {"replicas": 2}})
+    await eventually(lambda: api.get("policy/v1/poddisruptionbudgets", "ns", "web"))

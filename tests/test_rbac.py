@@ -46,7 +46,7 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     await api.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
                       yaml.safe_load((ROOT / "manifests" / "base" / "peering.yaml").read_text()))
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
-    for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services"):
+    for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services", "policy/v1/poddisruptionbudgets"):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
     op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
     await asyncio.to_thread(op.start)
@@ -59,6 +59,11 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
         await eventually(lambda: all(api.site_status("ns", n).get("phase") == "Ready" for n in ("web", "src", "share")))
         await api.patch_site("ns", "web", {"spec": {"replicas": 2, "volume": {"size": "2Gi"}}})
         await eventually(lambda: api.site_status("ns", "web").get("ready") == "2/2")
+        await api.patch_site("ns", "web", {"spec": {"disruptionBudget": {"minAvailable": "50%"}}})
+        await eventually(lambda: (api.get("policy/v1/poddisruptionbudgets", "ns", "web") or {}).get(
+            "spec", {}).get("minAvailable") == "50%")
+        await api.patch_site("ns", "web", {"spec": {"replicas": 1}})
+        await eventually(lambda: api.get("policy/v1/poddisruptionbudgets", "ns", "web") is None)
         await api.request("PATCH", "/api/v1/namespaces/ns/services/web", {"spec": {"type": "NodePort"}})
         await eventually(lambda: api.get("v1/services", "ns", "web")["spec"]["type"] == "ClusterIP")
         await eventually(lambda: op.engine.idle)
@@ -67,4 +72,5 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     seen = used(api.server._requests)
     assert seen == granted() - ADMISSION_ONLY, (
         f"used but not granted: {sorted(seen - granted())}; granted but unused: {sorted(granted() - seen)}")
-    assert not any(verb == "delete" for _, _, verb in granted())  # the operator never deletes
+    # The only delete: a disruption budget no longer needed. Never a claim, never user data.
+    assert {(g, r) for g, r, verb in granted() if verb == "delete"} == {("policy", "poddisruptionbudgets")}

@@ -136,3 +136,16 @@ def test_longest_valid_name_gives_valid_child_names() -> None:
     objs = objects("a" * 63)
     assert objs["Service"]["metadata"]["name"] == "a" * 63
     assert objs["PersistentVolumeClaim"]["metadata"]["name"] == "a" * 63 + "-htdocs"
+
+
+def test_disruption_budget_only_with_several_replicas_and_in_the_served_version() -> None:
+    assert "PodDisruptionBudget" not in objects(replicas=1)
+    budget = objects(replicas=3, disruptionBudget={"minAvailable": "50%"})["PodDisruptionBudget"]
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": {
+        "app.kubernetes.io/name": "httpd", "app.kubernetes.io/instance": "web"}}}
+    old = Settings(api_versions=(("PodDisruptionBudget", "policy/v1beta1"),))
+    assert objects(settings=old, replicas=2)["PodDisruptionBudget"]["apiVersion"] == "policy/v1beta1"
+    with pytest.raises(SpecError) as exc:
+        objects(replicas=2, disruptionBudget={"minAvailable": "150%"})
+    assert exc.value.field == "spec.disruptionBudget.minAvailable"

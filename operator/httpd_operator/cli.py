@@ -77,7 +77,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         try:
             if isinstance(parsed, SpecError):
                 raise parsed
-            objects.extend(render_site(parsed, sites).objects)
+            objects.extend(render_site(parsed, sites, settings).objects)
         except SpecError as exc:
             print(f"{KIND} {name}: {exc.reason}: {exc.message}", file=sys.stderr)
             failed += 1

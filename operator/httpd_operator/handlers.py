@@ -90,6 +90,10 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _plain(body)}
 
+    @kopf.index("policy", "poddisruptionbudgets", labels=MANAGED, id="budgets", registry=registry)
+    def budgets(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace, name): _plain(body)}
+
     @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
     def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _plain(body)}
@@ -123,4 +127,6 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="deployment",
                   registry=registry)(child_event("Deployment"))
     kopf.on.event("v1", "services", labels=MANAGED, id="service", registry=registry)(child_event("Service"))
+    kopf.on.event("policy", "poddisruptionbudgets", labels=MANAGED, id="budget",
+                  registry=registry)(child_event("PodDisruptionBudget"))
     return registry, engine

@@ -30,7 +30,10 @@ KINDS: dict[str, Kind] = {
     "Service": Kind("/api/v1", "services"),
     "Deployment": Kind("/apis/apps/v1", "deployments"),
     "HttpdSite": Kind(f"/apis/{GROUP}/{VERSION}", PLURAL),
+    "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
 }
+# Kinds whose API version differs across Kubernetes releases: the newest first.
+VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1"))}
 
 
 class ApiError(Exception):
@@ -44,9 +47,11 @@ class ApiError(Exception):
         self.object = obj  # "Kind name" of the object written, when known
 
 
-def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None,
+         api_version: str | None = None) -> str:
     k = KINDS[kind]
-    parts = [k.prefix]
+    prefix = k.prefix if api_version is None else ("/api/v1" if api_version == "v1" else f"/apis/{api_version}")
+    parts = [prefix]
     if k.namespaced and namespace:
         parts.append(f"namespaces/{namespace}")
     parts.append(k.plural)
@@ -94,9 +99,10 @@ class Kube:
                    query: Mapping[str, str] | None = None) -> Any:
         return await asyncio.to_thread(self._call, method, url, body, content_type, query)
 
-    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    async def get(self, kind: str, namespace: str | None, name: str,
+                  api_version: str | None = None) -> dict[str, Any] | None:
         try:
-            return await self.call("GET", path(kind, namespace, name))
+            return await self.call("GET", path(kind, namespace, name, api_version=api_version))
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -105,26 +111,40 @@ class Kube:
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         try:
-            return await self.call("POST", path(obj["kind"], meta.get("namespace")), body=obj)
+            return await self.call("POST", path(obj["kind"], meta.get("namespace"), api_version=obj.get("apiVersion")),
+                                   body=obj)
         except ApiError as exc:
             exc.object = f"{obj['kind']} {meta.get('name')}"
             raise
 
     async def patch(self, kind: str, namespace: str | None, name: str, patch: Mapping[str, Any],
-                    sub: str | None = None) -> dict[str, Any]:
+                    sub: str | None = None, api_version: str | None = None) -> dict[str, Any]:
         try:
-            return await self.call("PATCH", path(kind, namespace, name, sub), body=patch,
+            return await self.call("PATCH", path(kind, namespace, name, sub, api_version), body=patch,
                                    content_type="application/merge-patch+json")
         except ApiError as exc:
             exc.object = f"{kind} {name}"
             raise
 
-    async def delete(self, kind: str, namespace: str | None, name: str) -> None:
+    async def delete(self, kind: str, namespace: str | None, name: str, api_version: str | None = None) -> None:
         try:
-            await self.call("DELETE", path(kind, namespace, name))
+            await self.call("DELETE", path(kind, namespace, name, api_version=api_version))
         except ApiError as exc:
             if exc.status != 404:
                 raise
+
+
+def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
+    """The newest served API version of each kind in VERSIONED (e.g. policy/v1beta1 on 1.20)."""
+    found = []
+    for kind, (group, versions) in VERSIONED.items():
+        try:
+            served = {v["version"] for v in kube._call("GET", f"/apis/{group}").get("versions", [])}
+        except ApiError:
+            served = set()
+        version = next((v for v in versions if v in served), versions[0])
+        found.append((kind, f"{group}/{version}"))
+    return tuple(found)
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None

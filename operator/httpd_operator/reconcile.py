@@ -30,7 +30,11 @@ from httpd_operator.status import Observed, condition, desired_status, merge_con
 
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
-INDEXES = ("sites", "claims", "deployments", "services")
+INDEXES = ("sites", "claims", "deployments", "services", "budgets")
+INDEX_OF = {"PersistentVolumeClaim": "claims", "Deployment": "deployments", "Service": "services",
+            "HttpdSite": "sites", "PodDisruptionBudget": "budgets"}
+# Children that exist only while the spec asks for them (named like the site); removed otherwise.
+OPTIONAL = ("PodDisruptionBudget",)
 
 
 def _first(index: Any, key: Any) -> Any:
@@ -110,6 +114,7 @@ class Engine:
     rejected: dict[SiteKey, tuple[int, SpecError]] = field(default_factory=dict)  # by generation
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
+    _gone: set[tuple[str, str, str, str | None]] = field(default_factory=set)  # deleted, not yet seen gone
     _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
     _attempts: dict[SiteKey, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -165,9 +170,9 @@ class Engine:
 
     def actual(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The newest of what the watch delivered and what our own last write returned."""
-        index = {"PersistentVolumeClaim": "claims", "Deployment": "deployments",
-                 "Service": "services", "HttpdSite": "sites"}[kind]
-        seen = _first(self.indexes.get(index), (namespace, name))
+        seen = _first(self.indexes.get(INDEX_OF[kind]), (namespace, name))
+        if seen is not None and (kind, namespace, name, (seen.get("metadata") or {}).get("uid")) in self._gone:
+            seen = None  # deleted by us; the watch has not said so yet
         mine = self.written.get((kind, namespace, name))
         if mine is not None and (seen is None or _rv(mine) > _rv(seen)):
             return mine
@@ -180,6 +185,7 @@ class Engine:
         mine = self.written.get((kind, namespace, name))
         if mine is not None and (mine.get("metadata") or {}).get("uid") == uid:
             del self.written[(kind, namespace, name)]
+        self._gone.discard((kind, namespace, name, uid))
 
     def _remember(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
@@ -196,7 +202,7 @@ class Engine:
             return "gone"
         try:
             rendered: Rendered | SpecError = render_site(parse_site(body, self.settings),
-                                                         _Sites(self, namespace))
+                                                         _Sites(self, namespace), self.settings)
         except SpecError as exc:
             rendered = exc
         extra: list[dict[str, Any]] = []
@@ -211,6 +217,7 @@ class Engine:
                     note = await self._apply(rendered.site, obj, changed)
                     if note:
                         extra.append(note)
+                await self._prune(rendered, changed)
                 await self._protect_volume(rendered)
                 await self._share_claim(rendered)
             except ApiError as exc:
@@ -255,7 +262,7 @@ class Engine:
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-                have = await self.kube.get(kind, meta["namespace"], meta["name"])
+                have = await self.kube.get(kind, meta["namespace"], meta["name"], want.get("apiVersion"))
                 if have is None:
                     raise
                 self._remember(have)
@@ -271,7 +278,8 @@ class Engine:
         if refusal_key in self.refused:
             return self.refused[refusal_key]
         try:
-            self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch))
+            self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch,
+                                                 api_version=want.get("apiVersion")))
         except ApiError as exc:
             if kind != "PersistentVolumeClaim" or exc.status not in (403, 422):
                 raise
@@ -345,6 +353,20 @@ class Engine:
             logger.info("site %s/%s: set PersistentVolume %s's reclaim policy to Retain",
                         site.namespace, site.name, volume)
         self.protected.add(volume)
+
+    async def _prune(self, rendered: Rendered, changed: list[str]) -> None:
+        """Delete optional children the spec no longer asks for (only ones this site controls)."""
+        site = rendered.site
+        wanted = {o["kind"] for o in rendered.objects}
+        for kind in OPTIONAL:
+            have = self.actual(kind, site.namespace, site.name)
+            refs = ((have or {}).get("metadata") or {}).get("ownerReferences") or []
+            if kind in wanted or have is None or not any(r.get("uid") == site.uid for r in refs):
+                continue
+            await self.kube.delete(kind, site.namespace, site.name, api_version=have.get("apiVersion"))
+            self.written.pop((kind, site.namespace, site.name), None)
+            self._gone.add((kind, site.namespace, site.name, (have.get("metadata") or {}).get("uid")))
+            changed.append(f"deleted {kind} {site.name}")
 
     async def _share_claim(self, rendered: Rendered) -> None:
         """A site mounting another site's Delete claim becomes one of its owners, so deleting the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import threading
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import kopf
 import kubernetes
 
 from httpd_operator.handlers import build
+from httpd_operator.kube import Kube, discover_versions
 from httpd_operator.metrics import Metrics
 from httpd_operator.reconcile import Engine
 from httpd_operator.settings import Settings
@@ -22,6 +24,7 @@ def run(settings: Settings, configuration: kubernetes.client.Configuration,
         loop: asyncio.AbstractEventLoop | None = None, debounce: float = 0.1,
         peering: str | None = None, priority: int | None = None, metrics_port: int | None = None) -> Engine:
     """Run until stopped (a signal, or `stop_flag`); watches `namespaces`, or all if empty."""
+    settings = with_discovered_versions(settings, configuration)
     metrics = Metrics()
     if metrics_port:
         metrics.serve(metrics_port)
@@ -45,6 +48,15 @@ def serve(registry: kopf.OperatorRegistry, namespaces: Sequence[str] = (), *, li
         liveness_endpoint=liveness, stop_flag=stop_flag, ready_flag=ready_flag)
 
 
+def with_discovered_versions(settings: Settings, configuration: kubernetes.client.Configuration) -> Settings:
+    """The settings, with the API versions the server serves (PodDisruptionBudget: policy/v1 or v1beta1)."""
+    kube = Kube(configuration)
+    try:
+        return dataclasses.replace(settings, api_versions=discover_versions(kube))
+    finally:
+        kube.close()
+
+
 class OperatorThread:
     """The real operator in a thread of its own, talking HTTP to whatever the configuration names.
 
@@ -60,6 +72,7 @@ class OperatorThread:
         self.error: BaseException | None = None
         self.namespaces = tuple(namespaces)
         self.peering, self.priority = peering, priority
+        self.configuration = configuration
         self.metrics = Metrics()
         self.registry, self.engine = build(settings, configuration, debounce=debounce, metrics=self.metrics)
         self._thread = threading.Thread(target=self._target, name="httpd-operator", daemon=True)
@@ -67,6 +80,8 @@ class OperatorThread:
     def _target(self) -> None:
         loop = asyncio.new_event_loop()
         try:
+            # Discovery talks to the server: here, in the operator's thread, not the caller's loop.
+            self.engine.settings = with_discovered_versions(self.engine.settings, self.configuration)
             serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
                   loop=loop, peering=self.peering, priority=self.priority)
         except BaseException as exc:  # reported by stop()

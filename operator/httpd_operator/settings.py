@@ -26,3 +26,9 @@ class Settings:
     allowed_host_paths: tuple[str, ...] = ()
     # Set the bound PersistentVolume's reclaim policy to Retain for Retain claims.
     protect_volumes: bool = True
+    # The API version to write for kinds whose version differs across Kubernetes releases
+    # (discovered from the server at start-up; these defaults are today's).
+    api_versions: tuple[tuple[str, str], ...] = (("PodDisruptionBudget", "policy/v1"),)
+
+    def api_version(self, kind: str) -> str:
+        return dict(self.api_versions)[kind]

@@ -75,6 +75,7 @@ class SiteSpec:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     affinity: Mapping[str, Any] = field(default_factory=dict)
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    min_available: int | str = 1
 
 
 def _get(obj: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -286,6 +287,16 @@ def parse_volume(raw: Any, settings: Settings, site_name: str) -> VolumeSpec:
     return VolumeSpec(**values)
 
 
+def _min_available(spec: Mapping[str, Any], path: str) -> int | str:
+    budget = _get(spec, "disruptionBudget", path, dict, {})
+    value = _get(budget, "minAvailable", f"{path}.disruptionBudget", (int, str), 1)
+    if isinstance(value, bool) or isinstance(value, int) and value < 0 or \
+            isinstance(value, str) and not re.fullmatch(r"(100|[1-9]?[0-9])%", value):
+        raise SpecError(f"{path}.disruptionBudget.minAvailable",
+                        f"must be a number of pods or a percentage, got {value!r}")
+    return value
+
+
 def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
     """The typed spec of a HttpdSite body; raises SpecError naming the first wrong field."""
     meta = body.get("metadata") or {}
@@ -326,4 +337,5 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         tolerations=_tolerations(spec, path),
         affinity=_get(spec, "affinity", path, dict, {}),
         pod_annotations=_string_map(spec, "podAnnotations", path),
+        min_available=_min_available(spec, path),
     )

@@ -32,6 +32,7 @@ PATHS = {
     "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
+    "PodDisruptionBudget": "/apis/{policy}/namespaces/{ns}/poddisruptionbudgets",
 }
 
 
@@ -48,8 +49,10 @@ class Backend:
 
     # -- objects --------------------------------------------------------------------------------
 
+    policy = "policy/v1"  # the newest served version of PodDisruptionBudget
+
     def _url(self, kind: str, name: str | None = None, sub: str | None = None) -> str:
-        url = PATHS[kind].format(ns=self.namespace)
+        url = PATHS[kind].format(ns=self.namespace, policy=self.policy)
         return "/".join(p for p in (url, name, sub) if p)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +128,7 @@ class EmulatedBackend(Backend):
 class RealBackend(Backend):
     name = "real"
     timeout = 60.0
+    policy = "policy/v1beta1"  # Kubernetes 1.20 serves no policy/v1
 
     def __init__(self, control_plane: Any, namespace: str, admin: Kube,
                  config: kubernetes.client.Configuration) -> None:

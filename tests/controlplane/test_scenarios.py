@@ -234,3 +234,16 @@ async def test_the_schema_rejects_what_it_can_on_the_real_server_only(backend: B
         assert defaulted["spec"]["replicas"] == 1 and defaulted["spec"]["volume"]["reclaimPolicy"] == "Retain"
     else:
         assert error is None
+
+
+async def test_disruption_budget_in_the_version_the_server_serves(backend: Backend) -> None:
+    await backend.start_operator()
+    await backend.create(site("web", replicas=2))
+    budget = await poll(lambda: backend.get("PodDisruptionBudget", "web"), backend.timeout, "a budget")
+    assert budget["apiVersion"] == backend.policy and budget["spec"]["minAvailable"] == 1
+    await backend.patch("HttpdSite", "web", {"spec": {"replicas": 1}})
+
+    async def removed() -> bool:
+        return await backend.get("PodDisruptionBudget", "web") is None
+
+    await poll(removed, backend.timeout, "the budget removed at one replica")

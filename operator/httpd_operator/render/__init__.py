@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from httpd_operator.errors import SpecError
+from httpd_operator.render.availability import render_disruption_budget
 from httpd_operator.render.deployment import render_deployment
 from httpd_operator.render.service import render_service
 from httpd_operator.render.volumes import ResolvedVolume, render_claim, resolve_volume
@@ -23,17 +24,19 @@ class Rendered:
     objects: list[dict[str, Any]] = field(default_factory=list)
 
 
-def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None = None) -> Rendered:
+def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None = None,
+                settings: Settings = Settings()) -> Rendered:  # noqa: B008 (frozen, immutable)
     """The desired objects of a parsed site; `sites` resolves `fromSite` (the namespace's sites)."""
     resolved = resolve_volume(site, sites if sites is not None else {})
     if resolved.single_pod and site.replicas > 1:
         raise SpecError("spec.replicas", f"the volume's access mode ReadWriteOncePod allows one pod; "
                         f"{site.replicas} replicas were asked for", reason="AccessModeConflict")
-    objects = [render_claim(site), render_deployment(site, resolved), render_service(site)]
+    objects = [render_claim(site), render_deployment(site, resolved), render_service(site),
+               render_disruption_budget(site, settings.api_version("PodDisruptionBudget"))]
     return Rendered(site=site, volume=resolved, objects=[o for o in objects if o is not None])
 
 
 def render_body(body: Mapping[str, Any], settings: Settings,
                 sites: Mapping[str, SiteSpec | SpecError] | None = None) -> Rendered:
     """Parse and render a HttpdSite body; raises SpecError for a site the operator refuses."""
-    return render_site(parse_site(body, settings), sites)
+    return render_site(parse_site(body, settings), sites, settings)
