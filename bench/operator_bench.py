@@ -25,6 +25,7 @@ import aiohttp
 import yaml
 
 from httpd_operator.emulator import ApiServer
+from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "crds" / "httpdsites.yaml").read_text())
@@ -59,11 +60,7 @@ async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
     async with server.running() as url:
         folder = tempfile.mkdtemp()
         kubeconfig = pathlib.Path(folder) / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-            "clusters": [{"name": "bench", "cluster": {"server": url}}],
-            "users": [{"name": "bench", "user": {"token": "bench"}}],
-            "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}]}))
+        kubeconfig.write_text(yaml.safe_dump(emulated_kubeconfig(url)))
         operator = subprocess.Popen(
             [sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(kubeconfig)],
             stdout=subprocess.DEVNULL, stderr=open(pathlib.Path(folder) / "operator.log", "w"))  # noqa: SIM115

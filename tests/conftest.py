@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from httpd_operator.emulator import ApiServer
+from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
 from httpd_operator.kube import load_configuration
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings
@@ -90,12 +91,7 @@ async def api(tmp_path: pathlib.Path) -> AsyncIterator[Api]:
     server.register_crd(CRD)
     async with server.running() as url:
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": url}}],
-            "users": [{"name": "user", "user": {"token": "emulated"}}],
-            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "user"}}],
-        }))
+        kubeconfig.write_text(yaml.safe_dump(emulated_kubeconfig(url)))
         yield Api(server, url, kubeconfig)
 
 

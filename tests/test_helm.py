@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
+import k8s_schemas
 import pytest
 import yaml
+from k8s_schemas import crd_schemas
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "manifests" / "helm" / "httpd-operator"
@@ -155,33 +156,9 @@ def manifest_rules() -> set[tuple[str, str, frozenset[str]]]:
     return rules(*[d for d in docs if d and d["kind"] == "ClusterRole"])
 
 
-def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> openAPIV3Schema of every CRD the chart installs."""
-    out = {}
-    for path in sorted((CHART / "crds").glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
-            for version in crd["spec"]["versions"]:
-                out[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = \
-                    version["schema"]["openAPIV3Schema"]
-    return out
-
-
 def validate(obj: dict[str, Any]) -> None:
-    """Kubernetes' own schemas (strict), or for custom resources, the schema of the chart's CRD."""
-    where = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
-    custom = crd_schemas().get((obj["apiVersion"], obj["kind"]))
-    if custom is not None:
-        try:
-            jsonschema.validate(obj, custom)
-        except jsonschema.ValidationError as exc:
-            pytest.fail(f"{where} invalid against its CRD: {'.'.join(map(str, exc.path))}: {exc.message}")
-        return
-    try:
-        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
-    except kubernetes_validate.SchemaNotFoundError:
-        pytest.fail(f"{where}: neither Kubernetes {KUBE_VERSION} nor a CRD in the chart's crds/ defines it")
-    except kubernetes_validate.ValidationError as exc:
-        pytest.fail(f"{where} invalid for {KUBE_VERSION}: {'.'.join(map(str, exc.path))}: {exc.message}")
+    """Kubernetes' own schemas (strict), or for custom resources, their CRD's."""
+    k8s_schemas.validate(obj, KUBE_VERSION, CHART / "crds")
 
 
 def check_references(objects: list[dict[str, Any]]) -> None:
@@ -428,4 +405,4 @@ def test_notes_show_how_to_create_a_first_site(chart: Any, values: dict[str, Any
     body = notes.split("<<'YAML'\n", 1)[1].split("\n  YAML\n", 1)[0]
     site = yaml.safe_load(textwrap.dedent(body))
     assert site["kind"] == "HttpdSite"
-    jsonschema.validate(site, crd_schemas()[("httpd.dev/v1alpha1", "HttpdSite")])
+    jsonschema.validate(site, crd_schemas(CHART / "crds")[("httpd.dev/v1alpha1", "HttpdSite")])

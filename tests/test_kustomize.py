@@ -18,8 +18,7 @@ import shutil
 import subprocess
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
+import k8s_schemas
 import pytest
 import yaml
 
@@ -73,34 +72,9 @@ def overlay(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return kustomize(root / "manifests" / "overlays" / OVERLAY.name)
 
 
-def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> openAPIV3Schema of the project's CRDs."""
-    out = {}
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
-            if crd and crd.get("kind") == "CustomResourceDefinition":
-                for version in crd["spec"]["versions"]:
-                    out[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = \
-                        version["schema"]["openAPIV3Schema"]
-    return out
-
-
 def validate(obj: dict[str, Any]) -> None:
-    """Kubernetes' own schemas (strict), or for the project's custom resources, their CRD's."""
-    where = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
-    custom = crd_schemas().get((obj["apiVersion"], obj["kind"]))
-    if custom is not None:
-        try:
-            jsonschema.validate(obj, custom)
-        except jsonschema.ValidationError as exc:
-            pytest.fail(f"{where} invalid against its CRD: {'.'.join(map(str, exc.path))}: {exc.message}")
-        return
-    try:
-        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
-    except kubernetes_validate.SchemaNotFoundError:
-        pytest.fail(f"{where}: neither Kubernetes {KUBE_VERSION} nor a CRD of crds/ defines it")
-    except kubernetes_validate.ValidationError as exc:
-        pytest.fail(f"{where} invalid for {KUBE_VERSION}: {'.'.join(map(str, exc.path))}: {exc.message}")
+    """Kubernetes' own schemas (strict), or for custom resources, their CRD's."""
+    k8s_schemas.validate(obj, KUBE_VERSION, ROOT / "crds")
 
 
 def find(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

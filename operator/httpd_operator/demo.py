@@ -24,13 +24,10 @@ SETTLED = {"Ready", "Failed"}
 
 
 def _kubeconfig(url: str, folder: str) -> str:
+    from httpd_operator.emulator import kubeconfig
+
     path = pathlib.Path(folder) / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "demo",
-        "clusters": [{"name": "demo", "cluster": {"server": url}}],
-        "users": [{"name": "demo", "user": {"token": "demo"}}],
-        "contexts": [{"name": "demo", "context": {"cluster": "demo", "user": "demo", "namespace": "default"}}],
-    }))
+    path.write_text(yaml.safe_dump(kubeconfig(url)))
     return str(path)
 
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from httpd_operator.emulator import ApiServer
+from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
 from httpd_operator.kube import Kube, load_configuration
 from httpd_operator.settings import Settings
 
@@ -54,11 +55,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Asy
                     server.register_crd(doc)
         async with server.running() as url:
             kubeconfig = tmp_path / "kubeconfig"
-            kubeconfig.write_text(yaml.safe_dump({
-                "apiVersion": "v1", "kind": "Config", "current-context": "e",
-                "clusters": [{"name": "e", "cluster": {"server": url}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "e", "context": {"cluster": "e", "user": "u"}}]}))
+            kubeconfig.write_text(yaml.safe_dump(emulated_kubeconfig(url)))
             config = load_configuration(str(kubeconfig))
             admin = Kube(config)
             await admin.call("POST", "/apis/storage.k8s.io/v1/storageclasses", storage_class())

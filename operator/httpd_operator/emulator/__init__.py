@@ -50,6 +50,15 @@ MAX_EVENTS = 200_000  # the watch cache; older resourceVersions answer 410 Gone,
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
+    """A kubeconfig for the emulated server at `url` (any token is accepted)."""
+    return {"apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+            "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+            "users": [{"name": "emulator", "user": {"token": "emulated"}}],
+            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator",
+                                                          "namespace": namespace}}]}
+
+
 def _parse_path(path: str) -> parsing.ParsedPath:
     """kmock's path parser, but `/api/v1/namespaces[/NAME]` names Namespace objects (kmock 0.8
     fails on the former, which kopf lists when it serves given namespaces)."""
