@@ -33,5 +33,9 @@ render: $(VENV)/.installed
 control-plane:
 	bash hack/control-plane build && bash hack/control-plane start
 
+# End to end on a cluster with nodes (kind, k3d, minikube): make e2e KUBECONFIG=~/.kube/config
+e2e: $(VENV)/.installed
+	HTTPD_OPERATOR_E2E_KUBECONFIG=$${KUBECONFIG:-$$HOME/.kube/config} $(BIN)/python -m pytest tests/e2e -v
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

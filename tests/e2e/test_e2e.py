@@ -1,0 +1,128 @@
+"""End to end on a real cluster with nodes (kind, k3d, minikube...): `make e2e`.
+
+Skipped unless HTTPD_OPERATOR_E2E_KUBECONFIG names a cluster that answers and has a Ready node.
+The operator runs from this process against that cluster (as `httpd-operator run` would); the
+cluster must be able to pull the site image (HTTPD_OPERATOR_E2E_IMAGE, default: the operator's
+default httpd image; with kind: `kind load docker-image ...`). The CRDs are applied from crds/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from httpd_operator.kube import ApiError, Kube, load_configuration
+from httpd_operator.runner import OperatorThread
+from httpd_operator.settings import DEFAULT_IMAGE, Settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KUBECONFIG = os.environ.get("HTTPD_OPERATOR_E2E_KUBECONFIG", "")
+IMAGE = os.environ.get("HTTPD_OPERATOR_E2E_IMAGE", DEFAULT_IMAGE)
+TIMEOUT = float(os.environ.get("HTTPD_OPERATOR_E2E_TIMEOUT", "300"))
+pytestmark = pytest.mark.e2e
+
+
+def kubectl(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, *args], capture_output=True, text=True,
+                          check=check, timeout=timeout)
+
+
+def wait(check: Any, what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Kube:
+    if not KUBECONFIG:
+        pytest.skip("no cluster for the e2e suite: set HTTPD_OPERATOR_E2E_KUBECONFIG (make e2e KUBECONFIG=...)")
+    kube = Kube(load_configuration(KUBECONFIG))
+    try:
+        nodes = kube._call("GET", "/api/v1/nodes")["items"]
+    except ApiError as exc:
+        pytest.skip(f"the cluster in {KUBECONFIG} does not answer: {exc}")
+    if not any(c["type"] == "Ready" and c["status"] == "True" for n in nodes for c in n["status"]["conditions"]):
+        pytest.skip(f"the cluster in {KUBECONFIG} has no Ready node: pods cannot run there")
+    kubectl("apply", "-f", str(ROOT / "crds" / "httpdsites.yaml"), "-f", str(ROOT / "crds" / "peering.yaml"))
+    return kube
+
+
+@pytest.fixture
+def namespace(cluster: Kube) -> Iterator[str]:
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def operator(namespace: str) -> Iterator[OperatorThread]:
+    thread = OperatorThread(Settings(default_image=IMAGE), load_configuration(KUBECONFIG), (namespace,))
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+def fetch(namespace: str, path: str) -> str:
+    """GET through the Service, with kubectl port-forward (no cluster DNS or ingress needed)."""
+    proc = subprocess.Popen(["kubectl", "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward", "svc/web",
+                             ":80"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        port = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert port, f"port-forward said {line!r}"
+        return urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}{path}", timeout=10).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def status(namespace: str) -> dict[str, Any]:
+    out = kubectl("-n", namespace, "get", "hs", "web", "-o", "json", check=False)
+    return (json.loads(out.stdout) if out.returncode == 0 else {}).get("status") or {}
+
+
+def test_site_serves_its_volume_which_outlives_pods_and_the_site(namespace: str, operator: OperatorThread) -> None:
+    site = f"""apiVersion: httpd.dev/v1alpha1
+kind: HttpdSite
+metadata: {{name: web, namespace: {namespace}}}
+spec: {{image: {IMAGE}}}
+"""
+    subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "apply", "-f", "-"], input=site, text=True, check=True,
+                   capture_output=True)
+    wait(lambda: status(namespace).get("volume", {}).get("phase") == "Bound", "the claim Bound")
+    wait(lambda: status(namespace).get("phase") == "Ready", "the rollout")
+    assert "<html" in fetch(namespace, "/").lower()  # the image's seed content
+    kubectl("-n", namespace, "exec", "deploy/web", "-c", "httpd", "--", "sh", "-c",
+            "echo kept-across-pods > /usr/local/apache2/htdocs/e2e.txt")
+    assert fetch(namespace, "/e2e.txt").strip() == "kept-across-pods"
+    pods = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/instance=web", "-o", "name")
+    pod = pods.stdout.split()[0]
+    kubectl("-n", namespace, "delete", pod)
+    wait(lambda: status(namespace).get("phase") == "Ready" and pod not in kubectl(
+        "-n", namespace, "get", "pods", "-o", "name").stdout, "a new pod")
+    assert fetch(namespace, "/e2e.txt").strip() == "kept-across-pods"
+    claim_uid = kubectl("-n", namespace, "get", "pvc", "web-htdocs", "-o", "jsonpath={.metadata.uid}").stdout
+    kubectl("-n", namespace, "delete", "hs", "web")
+    wait(lambda: kubectl("-n", namespace, "get", "deploy", "web", check=False).returncode != 0, "the Deployment gone")
+    assert kubectl("-n", namespace, "get", "pvc", "web-htdocs", "-o", "jsonpath={.metadata.uid}").stdout == claim_uid
