@@ -138,6 +138,10 @@ async def test_finalizers_then_cascading_deletion_by_owner_references(emu) -> No
     assert server.get("v1/configmaps", "ns", "child") is not None
     await call(s, "PATCH", f"{CM}/owner", {"metadata": {"finalizers": None}})
     assert server.get("v1/configmaps", "ns", "owner") is None
+    for _ in range(100):  # the garbage collector acts after the owner is gone, as a controller does
+        if server.get("v1/configmaps", "ns", "child") is None:
+            break
+        await asyncio.sleep(0.01)
     assert server.get("v1/configmaps", "ns", "child") is None  # garbage-collected
     assert server.get("v1/configmaps", "ns", "orphan") is not None
 

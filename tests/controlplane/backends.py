@@ -92,7 +92,9 @@ class Backend:
     # -- the operator ---------------------------------------------------------------------------
 
     async def start_operator(self, settings: Settings | None = None) -> OperatorThread:
-        self.operator = OperatorThread(settings or Settings(), self.operator_config, (self.namespace,))
+        """Cluster-wide, as the shipped manifests run it (serving given namespaces, kopf also lists
+        namespaces, which the cluster-wide ClusterRole does not grant)."""
+        self.operator = OperatorThread(settings or Settings(), self.operator_config)
         await asyncio.to_thread(self.operator.start)
         return self.operator
 
@@ -140,7 +142,8 @@ class RealBackend(Backend):
 
     def operator_writes(self, since: int) -> list[str]:
         return [f"{e['verb']} {e['requestURI']}" for e in self.audit.writes(OPERATOR_USER, since=since)
-                if (e.get("objectRef") or {}).get("resource") != "events"]
+                if (e.get("objectRef") or {}).get("resource") != "events"
+                and (e.get("objectRef") or {}).get("namespace") in (self.namespace, None)]
 
 
 def operator_identity(control_plane: Any, api_client: Any, folder: pathlib.Path) -> kubernetes.client.Configuration:

@@ -550,8 +550,13 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
             return
         self._write(key, obj, "DELETED")
         self._after_delete(key, obj)
-        if not orphan:
-            self._collect_garbage(obj["metadata"]["uid"])
+        if not orphan:  # the garbage collector is a controller: it acts after the owner is gone
+            uid = obj["metadata"]["uid"]
+            self._soon(self._collect_soon(uid))
+
+    async def _collect_soon(self, uid: str) -> None:
+        await asyncio.sleep(0.05)
+        self._collect_garbage(uid)
 
     def _collect_garbage(self, uid: str) -> None:
         """Delete dependents whose owners are all gone (background propagation)."""
