@@ -273,13 +273,14 @@ def test_namespaced_install_grants_roles_in_the_watched_namespaces_only(chart: A
     # A ClusterRole only for what is cluster-scoped; everything namespaced is in the Roles.
     (cluster_role,) = of_kind(objects, "ClusterRole")
     assert {(g, r) for g, r, _ in rules(cluster_role)} == {
-        ("apiextensions.k8s.io", "customresourcedefinitions"), ("", "persistentvolumes")}
+        ("apiextensions.k8s.io", "customresourcedefinitions"), ("", "persistentvolumes"), ("", "namespaces")}
     for role in roles:
         assert not {(g, r) for g, r, _ in rules(role)} & CLUSTER_SCOPED
         assert rules(role) == rules(roles[0])
     # Together, the rules of manifests/rbac.yaml, with kopf's namespaced peering instead of the cluster one.
     expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v) for g, r, v in manifest_rules()}
-    assert rules(cluster_role, roles[0]) == expected
+    # ... and namespaces list/watch: kopf serving named namespaces lists them (seen on the real apiserver).
+    assert rules(cluster_role, roles[0]) == expected | {("", "namespaces", frozenset({"list", "watch"}))}
 
     peerings = of_kind(objects, "KopfPeering")
     assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
@@ -293,6 +294,7 @@ def test_cluster_wide_rbac_can_be_kept_with_watched_namespaces(chart: Any) -> No
     (cluster_role,) = of_kind(objects, "ClusterRole")
     (peering_verbs,) = [v for g, r, v in manifest_rules() if (g, r) == ("kopf.dev", "clusterkopfpeerings")]
     assert ("kopf.dev", "kopfpeerings", peering_verbs) in rules(cluster_role)
+    assert ("", "namespaces", frozenset({"list", "watch"})) in rules(cluster_role)  # kopf lists them
     assert only(objects, "KopfPeering")["metadata"]["namespace"] == "web"
 
 

@@ -33,6 +33,8 @@ CLUSTER_SCOPED = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "p
 SUBJECT = {"kind": "ServiceAccount", "name": "httpd-operator", "namespace": "httpd-operator"}
 
 Rule = tuple[str, str, frozenset[str]]
+# kopf serving named namespaces lists and watches namespaces (seen on the real apiserver).
+NAMESPACES = ("", "namespaces", frozenset({"list", "watch"}))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -138,7 +140,7 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
     base_rules = rules(only(base, "ClusterRole"))
     # Of the base's rules, those for cluster-scoped resources only (not the cluster-wide peering).
     assert rules(cluster_role) == {(g, r, v) for g, r, v in base_rules
-                                   if r in ("customresourcedefinitions", "persistentvolumes")}
+                                   if r in ("customresourcedefinitions", "persistentvolumes")} | {NAMESPACES}
     assert cluster_binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
     assert cluster_binding["subjects"] == [SUBJECT]
 
@@ -150,7 +152,7 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
 
     # Together exactly what the base grants cluster-wide, with kopf's namespaced peering.
     expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v) for g, r, v in base_rules}
-    assert rules(cluster_role, role) == expected
+    assert rules(cluster_role, role) == expected | {NAMESPACES}
     # The only delete: disruption budgets the operator no longer needs (never claims).
     assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {
         ("policy", "poddisruptionbudgets")}
