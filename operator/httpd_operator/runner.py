@@ -84,8 +84,9 @@ class OperatorThread:
             self.engine.settings = with_discovered_versions(self.engine.settings, self.configuration)
             serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
                   loop=loop, peering=self.peering, priority=self.priority)
-        except BaseException as exc:  # reported by stop()
+        except BaseException as exc:  # reported by start() or stop()
             self.error = exc
+            self.ready_flag.set()  # wake start(), which raises it
         finally:
             loop.close()
 
@@ -93,6 +94,8 @@ class OperatorThread:
         self._thread.start()
         if not self.ready_flag.wait(timeout):
             raise TimeoutError("the operator did not become ready")
+        if self.error is not None:
+            raise self.error
         return self
 
     def stop(self, timeout: float = 30) -> None:
