@@ -145,9 +145,8 @@ def rules(*roles: dict[str, Any]) -> set[tuple[str, str, frozenset[str]]]:
 
 
 def manifest(name: str) -> pathlib.Path:
-    """A file of the plain manifests (manifests/, or manifests/base/ once they move there)."""
-    moved = ROOT / "manifests" / "base" / name
-    return moved if moved.exists() else ROOT / "manifests" / name
+    """A file of the plain manifests (manifests/base/)."""
+    return ROOT / "manifests" / "base" / name
 
 
 def manifest_rules() -> set[tuple[str, str, frozenset[str]]]:
