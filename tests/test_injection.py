@@ -1,9 +1,10 @@
 """Nothing from a site's spec reaches a shell or a config unescaped where it could change meaning.
 
-The only script the operator renders is the seed init container's (`render.volumes.seed_command`):
-a fixed text with the paths as positional arguments. Every string of the spec either is refused
-(SpecError naming the field) or lands verbatim, as a whole value, in a data field of the rendered
-objects, never in a command, args or env, and the objects stay valid for Kubernetes 1.33.
+The scripts the operator renders (seed, restore, backup archive) are fixed texts with paths and
+names as positional arguments. Every string of the spec either is refused (SpecError naming the
+field) or lands verbatim, as a whole value, in a data field of the rendered objects, never in a
+command, args or env, and the objects stay valid for Kubernetes 1.33. spec.httpd.config is httpd
+configuration by design: it lands whole in a file of its own, never inside an operator block.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
+from httpd_operator.render.backup import archive_command
 from httpd_operator.render.volumes import SEED_SCRIPT, seed_command
 from httpd_operator.settings import DOCUMENT_ROOT, Settings
 
@@ -67,13 +69,21 @@ def occurrences(objects: list[dict[str, Any]], needle: str) -> dict[str, str]:
     return found
 
 
+def pod_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    if obj["kind"] == "Deployment":
+        return obj["spec"]["template"]["spec"]
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+
+
 def executable_strings(objects: list[dict[str, Any]]) -> list[str]:
     """Every string a container runtime would execute or export: command, args, env."""
     out = []
     for obj in objects:
-        if obj["kind"] != "Deployment":
+        pod = pod_of(obj)
+        if pod is None:
             continue
-        pod = obj["spec"]["template"]["spec"]
         for container in pod["containers"] + pod.get("initContainers", []):
             for key in ("command", "args", "env"):
                 out.extend(text for _, text, _ in walk(container.get(key, []), key))
@@ -89,6 +99,10 @@ def assert_fixed_commands(objects: list[dict[str, Any]]) -> None:
     assert [e["name"] for e in httpd["env"]] == ["HTTPD_PORT"] and httpd["env"][0]["value"].isdigit()
     for init in pod.get("initContainers", []):
         assert init["command"] == seed_command() and "args" not in init and "env" not in init
+    for obj in objects:
+        if obj["kind"] == "CronJob":
+            backup = pod_of(obj)["containers"][0]  # type: ignore[index]
+            assert backup["command"][:3] == archive_command("", "", "", 0)[:3] and "env" not in backup
 
 
 # Where each field's value must land, as a whole string (paths as `occurrences` gives them).
@@ -126,6 +140,21 @@ FIELDS: list[tuple[str, Any, set[str]]] = [
       ".nodeSelectorTerms[0].matchExpressions[0].values[0]"}),
     ("spec.resources", lambda v: {"resources": {"limits": {"memory": v}}},
      {f"{DEPLOYMENT_POD}.containers[0].resources.limits.memory"}),
+    ("spec.httpd.config", lambda v: {"httpd": {"config": v}}, {"ConfigMap:data.50-site.conf"}),
+    ("spec.httpd.modules", lambda v: {"httpd": {"modules": [v]}}, set()),
+    ("spec.probes.readiness.path", lambda v: {"probes": {"readiness": {"path": "/" + v}}}, set()),
+    ("spec.ingress.host", lambda v: {"ingress": {"host": v}}, set()),
+    ("spec.ingress.path", lambda v: {"ingress": {"path": "/" + v}}, set()),
+    ("spec.ingress.className", lambda v: {"ingress": {"className": v}}, set()),
+    ("spec.ingress.tlsSecretName", lambda v: {"ingress": {"tlsSecretName": v}}, set()),
+    ("spec.ingress.annotations.note", lambda v: {"ingress": {"annotations": {"note": v}}},
+     {"Ingress:metadata.annotations.note"}),
+    ("spec.backup.schedule", lambda v: {"backup": {"schedule": v, "target": {"claimName": "backups"}}}, set()),
+    ("spec.backup.target.claimName", lambda v: {"backup": {"target": {"claimName": v}}}, set()),
+    ("spec.volume.restoreFrom.archive", lambda v: {"volume": {"restoreFrom": {"claimName": "b", "archive": v}}},
+     set()),
+    ("spec.volume.restoreFrom.claimName",
+     lambda v: {"volume": {"restoreFrom": {"claimName": v, "archive": "a.tar.gz"}}}, set()),
 ]
 
 
@@ -219,12 +248,19 @@ def test_rendered_seed_command_runs_hostile_sub_paths_as_data(tmp_path: pathlib.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image", "volume"]
 
 
-def test_httpd_config_is_not_read_yet() -> None:
-    """spec.httpd.config does not exist yet (a real server prunes it): nothing of it is rendered."""
-    config = f"Define X \"$(touch {CANARY})\"\n" * 1000
-    objects = render_body(body(httpd={"config": config}), SETTINGS).objects
-    assert occurrences(objects, "Define X") == {}
-    assert objects == render_body(body(), SETTINGS).objects
+def test_a_thousand_line_config_lands_whole_in_its_own_file() -> None:
+    """The config is httpd's, as written: one ConfigMap file, no operator text around it (a stray
+    `</IfModule>` cannot close an operator block), never in a command; the pods roll on a checksum."""
+    config = f"Define X \"$(touch {CANARY})\"\n" * 999 + "</IfModule>\n<Directory />"
+    objects = render_body(body(httpd={"config": config, "modules": ["mod_proxy", "proxy_http_module"]}),
+                          SETTINGS).objects
+    assert occurrences(objects, "Define X") == {"ConfigMap:data.50-site.conf": config}
+    config_map = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert config_map["data"]["00-modules.conf"].count("LoadModule") == 2
+    assert "LoadModule proxy_http_module modules/mod_proxy_http.so" in config_map["data"]["00-modules.conf"]
+    assert not [s for s in executable_strings(objects) if "Define" in s]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.33.0", strict=True)
 
 
 # -- what kubernetes-validate cannot see --------------------------------------------------------------

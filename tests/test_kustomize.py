@@ -136,9 +136,10 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
     # Together exactly what the base grants cluster-wide, with kopf's namespaced peering.
     expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v) for g, r, v in base_rules}
     assert rules(cluster_role, role) == expected | {NAMESPACES}
-    # The only delete: disruption budgets the operator no longer needs (never claims).
+    # Deletes: optional children the operator no longer needs (never claims, Deployments, Services).
     assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {
-        ("policy", "poddisruptionbudgets")}
+        ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
+        ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs")}
 
 
 def test_overlay_peers_in_web(base: list[dict[str, Any]], overlay: list[dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ import kmock
 import yaml
 from conftest import ROOT, Api, eventually, site
 
+from httpd_operator.render.backup import backup_labels
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings
 
@@ -40,13 +41,49 @@ def used(requests: list[Any]) -> set[tuple[str, str, str]]:
     return out
 
 
+async def day_two(api: Api) -> None:
+    """Each optional child created, changed and removed; a finished backup Job read back."""
+    def child(resource: str) -> Any:
+        return api.get(resource, "ns", "web")
+
+    steps = [
+        ("v1/configmaps", {"httpd": {"config": "ServerTokens Prod\n"}}, {"httpd": {"modules": ["expires"]}},
+         {"httpd": None}),
+        ("networking.k8s.io/v1/ingresses", {"ingress": {"host": "a.example.com"}}, {"ingress": {"path": "/x"}},
+         {"ingress": None}),
+        ("autoscaling/v2/horizontalpodautoscalers",
+         {"resources": {"requests": {"cpu": "100m"}}, "autoscaling": {"maxReplicas": 3}},
+         {"autoscaling": {"maxReplicas": 4}}, {"autoscaling": None}),
+        ("batch/v1/cronjobs", {"backup": {"target": {"claimName": "backups"}}}, {"backup": {"keep": 3}}, None),
+    ]
+    for resource, create, change, remove in steps:
+        await api.patch_site("ns", "web", {"spec": create})
+        first = await eventually(lambda r=resource: child(r))
+        await api.patch_site("ns", "web", {"spec": change})
+        await eventually(lambda r=resource, v=first["metadata"]["resourceVersion"]:
+                         (child(r) or {}).get("metadata", {}).get("resourceVersion") != v)
+        if remove:
+            await api.patch_site("ns", "web", {"spec": remove})
+            await eventually(lambda r=resource: child(r) is None)
+    job = {"metadata": {"name": "web-1", "labels": backup_labels("web")}, "spec": {"template": {}}}
+    await api.request("POST", "/apis/batch/v1/namespaces/ns/jobs", job)
+    await api.server.put_status("batch/v1/jobs", "ns", "web-1", {
+        "succeeded": 1, "completionTime": "2026-11-28T03:00:07Z",
+        "conditions": [{"type": "Complete", "status": "True"}]})
+    await eventually(lambda: api.site_status("ns", "web").get("backup", {}).get("lastJob") == "web-1")
+    await api.patch_site("ns", "web", {"spec": {"backup": None}})
+    await eventually(lambda: child("batch/v1/cronjobs") is None)
+
+
 async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> None:
     for crd in yaml.safe_load_all((ROOT / "crds" / "peering.yaml").read_text()):
         api.server.register_crd(crd)
     await api.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
                       yaml.safe_load((ROOT / "manifests" / "base" / "peering.yaml").read_text()))
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
-    for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services", "policy/v1/poddisruptionbudgets"):
+    for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services", "policy/v1/poddisruptionbudgets",
+                 "v1/configmaps", "networking.k8s.io/v1/ingresses", "autoscaling/v2/horizontalpodautoscalers",
+                 "batch/v1/cronjobs"):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
     op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
     await asyncio.to_thread(op.start)
@@ -66,11 +103,14 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
         await eventually(lambda: api.get("policy/v1/poddisruptionbudgets", "ns", "web") is None)
         await api.request("PATCH", "/api/v1/namespaces/ns/services/web", {"spec": {"type": "NodePort"}})
         await eventually(lambda: api.get("v1/services", "ns", "web")["spec"]["type"] == "ClusterIP")
+        await day_two(api)
         await eventually(lambda: op.engine.idle)
     finally:
         await asyncio.to_thread(op.stop)
     seen = used(api.server._requests)
     assert seen == granted() - ADMISSION_ONLY, (
         f"used but not granted: {sorted(seen - granted())}; granted but unused: {sorted(granted() - seen)}")
-    # The only delete: a disruption budget no longer needed. Never a claim, never user data.
-    assert {(g, r) for g, r, verb in granted() if verb == "delete"} == {("policy", "poddisruptionbudgets")}
+    # Deletes: optional children the spec no longer asks for. Never a claim, never user data.
+    assert {(g, r) for g, r, verb in granted() if verb == "delete"} == {
+        ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
+        ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs")}

@@ -23,11 +23,13 @@ def _same_scalar(want: Any, have: Any) -> bool:
 
 
 def is_subset(want: Any, have: Any) -> bool:
-    """Whether `have` holds everything `want` says (lists compare element-wise, same length)."""
+    """Whether `have` holds everything `want` says (lists compare element-wise, same length).
+    A None in `want` means the key must be absent (a merge patch's deletion)."""
     if isinstance(want, Mapping):
         if not isinstance(have, Mapping):
             return False
-        return all(k in have and is_subset(v, have[k]) for k, v in want.items())
+        return all(have.get(k) is None if v is None else k in have and is_subset(v, have[k])
+                   for k, v in want.items())
     if isinstance(want, list):
         if not isinstance(have, list) or len(want) != len(have):
             return False

@@ -58,6 +58,9 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     engine = Engine(settings=settings, kube=Kube(configuration), debounce=debounce, metrics=metrics)
     site_resource = (GROUP, VERSION, PLURAL)
 
+    def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace, name): _plain(body)}
+
     def remember_indexes(kwargs: dict[str, Any]) -> None:
         for name in INDEXES:
             engine.indexes.setdefault(name, kwargs[name])
@@ -88,10 +91,6 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
 
     @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)
     def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _plain(body)}
-
-    @kopf.index("policy", "poddisruptionbudgets", labels=MANAGED, id="budgets", registry=registry)
-    def budgets(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _plain(body)}
 
     @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
@@ -127,6 +126,31 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="deployment",
                   registry=registry)(child_event("Deployment"))
     kopf.on.event("v1", "services", labels=MANAGED, id="service", registry=registry)(child_event("Service"))
-    kopf.on.event("policy", "poddisruptionbudgets", labels=MANAGED, id="budget",
-                  registry=registry)(child_event("PodDisruptionBudget"))
+
+    def group_version(kind: str) -> tuple[str, str]:
+        group, _, version = settings.api_version(kind).partition("/")
+        return group, version
+
+    # Optional children (in the API version the server serves, the one the operator writes).
+    children = {"budgets": ("PodDisruptionBudget", (*group_version("PodDisruptionBudget"), "poddisruptionbudgets")),
+                "configmaps": ("ConfigMap", ("v1", "configmaps")),
+                "ingresses": ("Ingress", ("networking.k8s.io", "v1", "ingresses")),
+                "autoscalers": ("HorizontalPodAutoscaler",
+                                (*group_version("HorizontalPodAutoscaler"), "horizontalpodautoscalers")),
+                "cronjobs": ("CronJob", (*group_version("CronJob"), "cronjobs"))}
+    for index_name, (kind, resource) in children.items():
+        kopf.index(*resource, labels=MANAGED, id=index_name, registry=registry)(by_name)
+        kopf.on.event(*resource, labels=MANAGED, id=kind.lower(), registry=registry)(child_event(kind))
+
+    @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="jobs", registry=registry)
+    def jobs(namespace: str, name: str, body: kopf.Body, labels: Any, **_: Any) -> Any:
+        """Backup Jobs by site: only what status.backup needs."""
+        status = body.get("status") or {}
+        state = next((c.get("type") for c in status.get("conditions") or []
+                      if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
+        return {(namespace, labels.get(LABEL_INSTANCE)): {
+            "name": name, "state": state, "completionTime": status.get("completionTime"),
+            "startTime": status.get("startTime")}}
+
+    kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job", registry=registry)(child_event("Job"))
     return registry, engine

@@ -31,9 +31,17 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("/apis/apps/v1", "deployments"),
     "HttpdSite": Kind(f"/apis/{GROUP}/{VERSION}", PLURAL),
     "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
+    "ConfigMap": Kind("/api/v1", "configmaps"),
+    "Ingress": Kind("/apis/networking.k8s.io/v1", "ingresses"),
+    "HorizontalPodAutoscaler": Kind("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "CronJob": Kind("/apis/batch/v1", "cronjobs"),
+    "Job": Kind("/apis/batch/v1", "jobs"),
+    "Pod": Kind("/api/v1", "pods"),
 }
 # Kinds whose API version differs across Kubernetes releases: the newest first.
-VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1"))}
+VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1")),
+             "HorizontalPodAutoscaler": ("autoscaling", ("v2", "v2beta2")),
+             "CronJob": ("batch", ("v1", "v1beta1"))}
 
 
 class ApiError(Exception):
@@ -108,6 +116,10 @@ class Kube:
                 return None
             raise
 
+    async def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return (await self.call("GET", path(kind, namespace), query=query) or {}).get("items") or []
+
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         try:
@@ -128,22 +140,31 @@ class Kube:
 
     async def delete(self, kind: str, namespace: str | None, name: str, api_version: str | None = None) -> None:
         try:
-            await self.call("DELETE", path(kind, namespace, name, api_version=api_version))
+            # Background: dependents (a CronJob's Jobs) go too, whatever the kind's default.
+            await self.call("DELETE", path(kind, namespace, name, api_version=api_version),
+                            query={"propagationPolicy": "Background"})
         except ApiError as exc:
             if exc.status != 404:
                 raise
 
 
 def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
-    """The newest served API version of each kind in VERSIONED (e.g. policy/v1beta1 on 1.20)."""
+    """The newest version serving each kind in VERSIONED (e.g. policy/v1beta1 on 1.20).
+
+    Asks each group-version for its resources: batch/v1 exists on 1.20, but CronJob is only
+    in batch/v1beta1 there."""
     found = []
     for kind, (group, versions) in VERSIONED.items():
-        try:
-            served = {v["version"] for v in kube._call("GET", f"/apis/{group}").get("versions", [])}
-        except ApiError:
-            served = set()
-        version = next((v for v in versions if v in served), versions[0])
-        found.append((kind, f"{group}/{version}"))
+        chosen = versions[0]
+        for version in versions:
+            try:
+                resources = kube._call("GET", f"/apis/{group}/{version}").get("resources", [])
+            except ApiError:
+                continue
+            if any(r.get("name") == KINDS[kind].plural for r in resources):
+                chosen = version
+                break
+        found.append((kind, f"{group}/{chosen}"))
     return tuple(found)
 
 

@@ -22,6 +22,7 @@ from httpd_operator.kube import ApiError, Kube
 from httpd_operator.metrics import Metrics
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
+from httpd_operator.render.config import ANNOTATION_CHECKSUM
 from httpd_operator.render.meta import owner_reference
 from httpd_operator.render.volumes import WAITING_REASONS
 from httpd_operator.settings import Settings
@@ -30,11 +31,13 @@ from httpd_operator.status import Observed, condition, desired_status, merge_con
 
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
-INDEXES = ("sites", "claims", "deployments", "services", "budgets")
+INDEXES = ("sites", "claims", "deployments", "services", "budgets", "configmaps", "ingresses", "autoscalers",
+           "cronjobs", "jobs")
 INDEX_OF = {"PersistentVolumeClaim": "claims", "Deployment": "deployments", "Service": "services",
-            "HttpdSite": "sites", "PodDisruptionBudget": "budgets"}
+            "HttpdSite": "sites", "PodDisruptionBudget": "budgets", "ConfigMap": "configmaps",
+            "Ingress": "ingresses", "HorizontalPodAutoscaler": "autoscalers", "CronJob": "cronjobs"}
 # Children that exist only while the spec asks for them (named like the site); removed otherwise.
-OPTIONAL = ("PodDisruptionBudget",)
+OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob")
 
 
 def _first(index: Any, key: Any) -> Any:
@@ -112,6 +115,7 @@ class Engine:
     protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
     refused: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)  # patches refused
     rejected: dict[SiteKey, tuple[int, SpecError]] = field(default_factory=dict)  # by generation
+    archives: dict[tuple[str, str], tuple[str, int] | None] = field(default_factory=dict)  # backup Job -> archive
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
     _gone: set[tuple[str, str, str, str | None]] = field(default_factory=set)  # deleted, not yet seen gone
@@ -227,10 +231,16 @@ class Engine:
                 rendered = SpecError(exc.object or "a child", f"the API server refused it: {exc.message}",
                                      reason="ChildRejected")
                 self.rejected[(namespace, name)] = (generation, rendered)
+        jobs = tuple(self.indexes["jobs"].get((namespace, name), ())) if "jobs" in self.indexes else ()
         observed = Observed(
             claim=self.actual("PersistentVolumeClaim", namespace, rendered.volume.claim)
             if isinstance(rendered, Rendered) and rendered.volume.claim else None,
-            deployment=self.actual("Deployment", namespace, name))
+            deployment=self.actual("Deployment", namespace, name),
+            ingress=self.actual("Ingress", namespace, name),
+            cron_job=self.actual("CronJob", namespace, name),
+            jobs=jobs,
+            archive=await self._last_archive(body, jobs) if isinstance(rendered, Rendered) and
+            rendered.site.backup else None)
         status = desired_status(body, rendered, observed)
         if self.metrics:
             self.metrics.phases[(namespace, name)] = status["phase"]
@@ -269,6 +279,7 @@ class Engine:
         note = None
         if kind == "PersistentVolumeClaim":
             want, note = self._claim_changes(site, want, have)
+        want = _without_stale(kind, want, have)
         if is_subset(want, have):
             return note
         patch = merge_patch(want, have)
@@ -354,6 +365,23 @@ class Engine:
                         site.namespace, site.name, volume)
         self.protected.add(volume)
 
+    async def _last_archive(self, body: Mapping[str, Any], jobs: tuple[Mapping[str, Any], ...]
+                            ) -> tuple[str, int] | None:
+        """The newest successful backup's archive name and size, from its pod's termination message
+        (read once per Job; status keeps it across restarts)."""
+        done = [j for j in jobs if j.get("state") == "Complete"]
+        if not done:
+            return None
+        job = max(done, key=lambda j: (j.get("completionTime") or "", j["name"]))["name"]
+        old = (body.get("status") or {}).get("backup") or {}
+        if old.get("lastJob") == job and old.get("lastArchive"):
+            return old["lastArchive"], int(old.get("lastArchiveSize") or 0)
+        namespace = body["metadata"]["namespace"]
+        if (namespace, job) not in self.archives:
+            pods = await self.kube.list("Pod", namespace, label_selector=f"job-name={job}")
+            self.archives[(namespace, job)] = _archive_of(pods)
+        return self.archives[(namespace, job)]
+
     async def _prune(self, rendered: Rendered, changed: list[str]) -> None:
         """Delete optional children the spec no longer asks for (only ones this site controls)."""
         site = rendered.site
@@ -403,11 +431,38 @@ class Engine:
                     (cond["status"], cond["reason"], cond["message"]):
                 continue
             refused = status.get("phase") in ("Failed", "Degraded") or cond["reason"] in WAITING_REASONS
-            if cond["type"] == "Ready" and refused or cond["type"] == "VolumeSynced":
+            if cond["type"] == "Ready" and refused or cond["type"] in ("VolumeSynced", "LastBackupSucceeded"):
                 meta = body["metadata"]
                 logger.warning("site %s/%s: %s: %s", meta.get("namespace"), meta.get("name"),
                                cond["reason"], cond["message"])
                 kopf.warn(body, reason=cond["reason"], message=cond["message"])
+
+
+def _archive_of(pods: list[dict[str, Any]]) -> tuple[str, int] | None:
+    """"NAME SIZE", as the backup container's last words (its termination message)."""
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            message = ((container.get("state") or {}).get("terminated") or {}).get("message") or ""
+            parts = message.split()
+            if container.get("name") == "backup" and len(parts) == 2 and parts[1].isdigit():
+                return parts[0], int(parts[1])
+    return None
+
+
+def _without_stale(kind: str, want: dict[str, Any], have: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys the operator owns that the spec no longer asks for are removed, not left behind:
+    a ConfigMap's files, and the config checksum on a Deployment's pod template."""
+    if kind == "ConfigMap":
+        stale = {k: None for k in have.get("data") or {} if k not in want["data"]}
+        return {**want, "data": {**want["data"], **stale}} if stale else want
+    if kind == "Deployment":
+        have_notes = (((have.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+        template = want["spec"]["template"]
+        if ANNOTATION_CHECKSUM in have_notes and ANNOTATION_CHECKSUM not in template["metadata"].get("annotations", {}):
+            annotations = {**template["metadata"].get("annotations", {}), ANNOTATION_CHECKSUM: None}
+            template = {**template, "metadata": {**template["metadata"], "annotations": annotations}}
+            return {**want, "spec": {**want["spec"], "template": template}}
+    return want
 
 
 def _paths(patch: Mapping[str, Any], prefix: str = "") -> Iterator[str]:

@@ -74,14 +74,19 @@ class OperatorThread:
         self.peering, self.priority = peering, priority
         self.configuration = configuration
         self.metrics = Metrics()
-        self.registry, self.engine = build(settings, configuration, debounce=debounce, metrics=self.metrics)
+        self.settings, self.debounce = settings, debounce
+        # built in the thread, after discovery: handlers watch the API versions the server serves
+        self.registry: kopf.OperatorRegistry | None = None
+        self.engine: Engine = None  # type: ignore[assignment]
         self._thread = threading.Thread(target=self._target, name="httpd-operator", daemon=True)
 
     def _target(self) -> None:
         loop = asyncio.new_event_loop()
         try:
             # Discovery talks to the server: here, in the operator's thread, not the caller's loop.
-            self.engine.settings = with_discovered_versions(self.engine.settings, self.configuration)
+            settings = with_discovered_versions(self.settings, self.configuration)
+            self.registry, self.engine = build(settings, self.configuration, debounce=self.debounce,
+                                               metrics=self.metrics)
             serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
                   loop=loop, peering=self.peering, priority=self.priority)
         except BaseException as exc:  # reported by start() or stop()

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 # The image built from images/httpd/Dockerfile (httpd, apr and apr-util compiled from source).
 DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
 
+# The metrics sidecar (spec.metrics.enabled): reads httpd's mod_status, serves Prometheus metrics.
+EXPORTER_IMAGE = "quay.io/lusitaniae/apache-exporter:v1.0.10"
+
 # Where the image keeps its document root; the content volume is mounted over it by default.
 DOCUMENT_ROOT = "/usr/local/apache2/htdocs"
 
@@ -17,18 +20,24 @@ SCRATCH_PATHS = ("/usr/local/apache2/run", "/usr/local/apache2/logs", "/tmp")
 HTTPD_UID = 10001
 
 
+# The API versions current clusters serve, for kinds whose version moved across releases.
+LATEST_VERSIONS = {"PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
+                   "CronJob": "batch/v1"}
+
+
 @dataclass(frozen=True)
 class Settings:
     """What an operator deployment decides for every site it manages."""
 
     default_image: str = DEFAULT_IMAGE
+    exporter_image: str = EXPORTER_IMAGE
     # Host path prefixes that sites may bind-mount (empty: HostPath volumes are refused).
     allowed_host_paths: tuple[str, ...] = ()
     # Set the bound PersistentVolume's reclaim policy to Retain for Retain claims.
     protect_volumes: bool = True
     # The API version to write for kinds whose version differs across Kubernetes releases
     # (discovered from the server at start-up; these defaults are today's).
-    api_versions: tuple[tuple[str, str], ...] = (("PodDisruptionBudget", "policy/v1"),)
+    api_versions: tuple[tuple[str, str], ...] = ()
 
     def api_version(self, kind: str) -> str:
-        return dict(self.api_versions)[kind]
+        return dict(self.api_versions).get(kind) or LATEST_VERSIONS[kind]

@@ -15,8 +15,27 @@ from decimal import Decimal
 from typing import Any
 
 from httpd_operator.errors import SpecError
+from httpd_operator.names import DNS1123 as _DNS1123
+from httpd_operator.names import NAME as _NAME
+from httpd_operator.names import qualified_name as _qualified_name
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.settings import DOCUMENT_ROOT, SCRATCH_PATHS, Settings
+from httpd_operator.spec_features import (
+    Autoscaling,
+    Backup,
+    HttpdConfig,
+    Ingress,
+    MetricsSpec,
+    Probes,
+    Restore,
+    parse_autoscaling,
+    parse_backup,
+    parse_httpd,
+    parse_ingress,
+    parse_metrics,
+    parse_probes,
+    parse_restore,
+)
 
 VOLUME_TYPES = ("Managed", "ExistingClaim", "HostPath", "NFS", "Ephemeral", "FromSite")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -26,8 +45,6 @@ HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory")
 # are DNS-1035 labels (63 characters); the claim adds "-htdocs" to a 253-character limit.
 MAX_NAME = 63
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
 
 
@@ -54,6 +71,7 @@ class VolumeSpec:
     sub_path: str | None = None
     mount_path: str = DOCUMENT_ROOT
     seed: str = "IfEmpty"
+    restore: Restore | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,12 @@ class SiteSpec:
     affinity: Mapping[str, Any] = field(default_factory=dict)
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
     min_available: int | str = 1
+    httpd: HttpdConfig = field(default_factory=HttpdConfig)
+    probes: Probes = field(default_factory=Probes)
+    autoscaling: Autoscaling | None = None
+    ingress: Ingress | None = None
+    backup: Backup | None = None
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
 
 
 def _get(obj: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -106,15 +130,6 @@ def _enum(obj: Mapping[str, Any], key: str, path: str, default: str, allowed: tu
         choices = ", ".join(a or '""' for a in allowed)
         raise SpecError(f"{path}.{key}", f"must be one of {choices}, got {value!r}")
     return value
-
-
-def _qualified_name(name: Any, path: str) -> None:
-    """A label or annotation key: an optional DNS subdomain prefix and a name of 63 characters."""
-    prefix, _, short = str(name).rpartition("/")
-    if not isinstance(name, str) or not _NAME.match(short) or len(short) > 63 or \
-            (prefix and (len(prefix) > 253 or not _DNS1123.match(prefix))):
-        raise SpecError(path, f"{name!r} is not a valid key (letters, digits, '-', '_', '.', at most 63, "
-                        "with an optional DNS prefix and '/')")
 
 
 def _label_value(value: Any, path: str) -> None:
@@ -284,6 +299,7 @@ def parse_volume(raw: Any, settings: Settings, site_name: str) -> VolumeSpec:
         if source == site_name:
             raise SpecError(f"{path}.fromSite", "a site cannot share its own volume")
         values["from_site"] = source
+    values["restore"] = parse_restore(raw, vtype, values["read_only"])
     return VolumeSpec(**values)
 
 
@@ -321,6 +337,8 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
     image = _get(spec, "image", path, str, "") or settings.default_image
     if any(c.isspace() for c in image):
         raise SpecError("spec.image", f"must not contain white space, got {image!r}")
+    volume = parse_volume(spec.get("volume"), settings, name)
+    own_claim = f"{name}-htdocs" if volume.type == "Managed" else volume.claim_name
     return SiteSpec(
         name=name,
         namespace=meta.get("namespace") or "default",
@@ -331,11 +349,17 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         port=port,
         service_type=_enum(service, "type", "spec.service", "ClusterIP", SERVICE_TYPES),
         service_port=_int(service, "port", "spec.service", 80, 1, 65535),
-        volume=parse_volume(spec.get("volume"), settings, name),
+        volume=volume,
         resources=_resources(spec, path),
         node_selector=_string_map(spec, "nodeSelector", path, labels=True),
         tolerations=_tolerations(spec, path),
         affinity=_get(spec, "affinity", path, dict, {}),
         pod_annotations=_string_map(spec, "podAnnotations", path),
         min_available=_min_available(spec, path),
+        httpd=parse_httpd(spec),
+        probes=parse_probes(spec),
+        autoscaling=parse_autoscaling(spec),
+        ingress=parse_ingress(spec),
+        backup=parse_backup(spec, own_claim),
+        metrics=parse_metrics(spec, port),
     )

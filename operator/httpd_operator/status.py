@@ -12,6 +12,7 @@ from typing import Any
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render import Rendered
+from httpd_operator.render.ingress import ingress_url
 from httpd_operator.render.meta import selector_labels
 from httpd_operator.render.service import service_url
 from httpd_operator.render.volumes import WAITING_REASONS
@@ -23,6 +24,10 @@ class Observed:
 
     claim: Mapping[str, Any] | None = None
     deployment: Mapping[str, Any] | None = None
+    ingress: Mapping[str, Any] | None = None
+    cron_job: Mapping[str, Any] | None = None
+    jobs: tuple[Mapping[str, Any], ...] = ()          # the site's backup Jobs (summaries)
+    archive: tuple[str, int] | None = None            # the newest successful backup's (name, size)
 
 
 def condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -125,13 +130,20 @@ def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
     site = result.site
     volume, volume_ready = _volume_status(result, observed)
     replicas, ready, available, rolled_out, stuck = _deployment_conditions(result, observed.deployment)
-    status.update(replicas=replicas, readyReplicas=ready, ready=f"{ready}/{site.replicas}",
-                  url=service_url(site), volume=volume)
+    dstatus = (observed.deployment or {}).get("status") or {}
+    status.update(replicas=replicas, readyReplicas=ready, updatedReplicas=int(dstatus.get("updatedReplicas") or 0),
+                  ready=f"{ready}/{site.replicas}", image=site.image,
+                  url=ingress_url(site, observed.ingress) or service_url(site), volume=volume)
+    backup, backup_condition = _backup_status(result, observed)
+    if backup is not None:
+        status["backup"] = backup
     if volume_ready["reason"] == "ClaimLost":
         phase, reason, message = "Degraded", "VolumeLost", volume_ready["message"]
     elif stuck:
         phase, reason, message = "Degraded", "ProgressDeadlineExceeded", \
-            "the Deployment's rollout made no progress; see its pods' events"
+            f"the new pods did not become ready ({int(dstatus.get('updatedReplicas') or 0)} updated); pods of " \
+            "the previous version keep serving. A config httpd rejects or an image that does not start: " \
+            "see the pods' logs and events"
     elif volume_ready["status"] == "True" and rolled_out:
         phase, reason, message = "Ready", "Ready", f"{ready}/{site.replicas} pods ready"
         if result.volume.colocate and site.replicas > 1:
@@ -148,7 +160,38 @@ def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
         volume_ready,
         available,
     ]
+    if backup_condition is not None:
+        status["conditions"].append(backup_condition)
     return status
+
+
+def _backup_status(rendered: Rendered, observed: Observed) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """status.backup (like `kubectl get cronjob` plus the archive), and the LastBackupSucceeded
+    condition once a backup Job has finished."""
+    backup = rendered.site.backup
+    if backup is None:
+        return None, None
+    info: dict[str, Any] = {"schedule": backup.schedule, "claimName": backup.claim_name, "keep": backup.keep,
+                            "suspended": backup.suspend}
+    scheduled = ((observed.cron_job or {}).get("status") or {}).get("lastScheduleTime")
+    if scheduled:
+        info["lastScheduleTime"] = scheduled
+    done = [j for j in observed.jobs if j.get("state") in ("Complete", "Failed")]
+    good = [j for j in done if j["state"] == "Complete"]
+    if good:
+        newest = max(good, key=lambda j: (j.get("completionTime") or "", j["name"]))
+        info["lastSuccessfulTime"] = newest.get("completionTime")
+        info["lastJob"] = newest["name"]
+        if observed.archive:
+            info["lastArchive"], info["lastArchiveSize"] = observed.archive
+    if not done:
+        return info, None
+    last = max(done, key=lambda j: (j.get("completionTime") or j.get("startTime") or "", j["name"]))
+    if last["state"] == "Complete":
+        what = f"archive {observed.archive[0]} ({observed.archive[1]} bytes)" if observed.archive else "archive written"
+        return info, condition("LastBackupSucceeded", True, "BackupSucceeded", f"Job {last['name']}: {what}")
+    return info, condition("LastBackupSucceeded", False, "BackupFailed",
+                           f"Job {last['name']} failed; see `kubectl logs job/{last['name']}`")
 
 
 def _progressing(deployment: Mapping[str, Any] | None, desired: int) -> bool:

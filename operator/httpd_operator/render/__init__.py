@@ -8,7 +8,12 @@ from typing import Any
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render.availability import render_disruption_budget
-from httpd_operator.render.deployment import render_deployment
+from httpd_operator.render.backup import render_cron_job
+from httpd_operator.render.config import render_config_map
+from httpd_operator.render.deployment import CONTAINER_SECURITY, POD_SECURITY, render_deployment
+from httpd_operator.render.exporter import setup_service_port
+from httpd_operator.render.ingress import render_ingress
+from httpd_operator.render.scaling import render_autoscaler
 from httpd_operator.render.service import render_service
 from httpd_operator.render.volumes import ResolvedVolume, render_claim, resolve_volume
 from httpd_operator.settings import Settings
@@ -31,8 +36,20 @@ def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None
     if resolved.single_pod and site.replicas > 1:
         raise SpecError("spec.replicas", f"the volume's access mode ReadWriteOncePod allows one pod; "
                         f"{site.replicas} replicas were asked for", reason="AccessModeConflict")
-    objects = [render_claim(site), render_deployment(site, resolved), render_service(site),
-               render_disruption_budget(site, settings.api_version("PodDisruptionBudget"))]
+    if resolved.single_pod and site.autoscaling and site.autoscaling.max_replicas > 1:
+        raise SpecError("spec.autoscaling.maxReplicas", "the volume's access mode ReadWriteOncePod allows one pod; "
+                        f"autoscaling up to {site.autoscaling.max_replicas} was asked for", reason="AccessModeConflict")
+    if site.autoscaling and "cpu" not in (site.resources.get("requests") or {}):
+        raise SpecError("spec.resources.requests.cpu", "is required with spec.autoscaling: the CPU target is a "
+                        "share of each pod's CPU request")
+    config_map = render_config_map(site)
+    service = render_service(site)
+    setup_service_port(site, service)
+    objects = [render_claim(site), config_map, render_deployment(site, resolved, config_map, settings), service,
+               render_disruption_budget(site, settings.api_version("PodDisruptionBudget")),
+               render_autoscaler(site, settings.api_version("HorizontalPodAutoscaler")),
+               render_ingress(site),
+               render_cron_job(site, resolved, settings.api_version("CronJob"), POD_SECURITY, CONTAINER_SECURITY)]
     return Rendered(site=site, volume=resolved, objects=[o for o in objects if o is not None])
 
 

@@ -10,6 +10,9 @@ import copy
 import hashlib
 from typing import Any
 
+from httpd_operator.render.backup import restore_container
+from httpd_operator.render.config import setup_config
+from httpd_operator.render.exporter import setup_exporter
 from httpd_operator.render.meta import LABEL_CLAIM, labels, metadata, selector_labels
 from httpd_operator.render.volumes import (
     VOLUME_NAME,
@@ -17,8 +20,9 @@ from httpd_operator.render.volumes import (
     content_mount,
     seed_container,
 )
-from httpd_operator.settings import HTTPD_UID, SCRATCH_PATHS
+from httpd_operator.settings import HTTPD_UID, SCRATCH_PATHS, Settings
 from httpd_operator.spec import SiteSpec
+from httpd_operator.spec_features import Probe
 
 # Every path httpd writes is a small emptyDir: the image's own layers are never written to.
 SCRATCH_DIRS = dict(zip(("run", "logs", "tmp"), SCRATCH_PATHS, strict=True))
@@ -34,19 +38,24 @@ CONTAINER_SECURITY: dict[str, Any] = {
 }
 
 
-def base_deployment(site: SiteSpec) -> dict[str, Any]:
-    def probe(failures: int) -> dict[str, Any]:
-        return {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10,
-                "failureThreshold": failures}
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": HTTPD_UID,
+    "runAsGroup": HTTPD_UID,
+    # Makes a fresh volume writable by the httpd group; cheap on large volumes.
+    "fsGroup": HTTPD_UID,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
+
+def base_deployment(site: SiteSpec) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "httpd",
         "image": site.image,
         "ports": [{"name": "http", "containerPort": site.port, "protocol": "TCP"}],
         "env": [{"name": "HTTPD_PORT", "value": str(site.port)}],
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
-        "readinessProbe": probe(3),
-        "livenessProbe": probe(6),
         "volumeMounts": [{"name": name, "mountPath": path} for name, path in SCRATCH_DIRS.items()],
     }
     return {
@@ -64,15 +73,7 @@ def base_deployment(site: SiteSpec) -> dict[str, Any]:
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": HTTPD_UID,
-                        "runAsGroup": HTTPD_UID,
-                        # Makes a fresh volume writable by the httpd group; cheap on large volumes.
-                        "fsGroup": HTTPD_UID,
-                        "fsGroupChangePolicy": "OnRootMismatch",
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": copy.deepcopy(POD_SECURITY),
                     "containers": [container],
                     "volumes": [{"name": name, "emptyDir": {"sizeLimit": "64Mi"}}
                                 for name in SCRATCH_DIRS],
@@ -90,9 +91,13 @@ def setup_volume(site: SiteSpec, resolved: ResolvedVolume, deployment: dict[str,
     pod = _pod(deployment)
     pod["volumes"].insert(0, {"name": VOLUME_NAME, **copy.deepcopy(dict(resolved.source))})
     pod["containers"][0]["volumeMounts"].insert(0, content_mount(site, resolved))
+    restore = restore_container(site, resolved, CONTAINER_SECURITY)
     seed = seed_container(site, resolved, site.image, CONTAINER_SECURITY)
-    if seed is not None:
-        pod["initContainers"] = [seed]
+    init = [c for c in (restore[0] if restore else None, seed) if c is not None]
+    if init:
+        pod["initContainers"] = init  # restore first: the seed then finds the volume full
+    if restore:
+        pod["volumes"].append(restore[1])
     if resolved.single_pod:
         # ReadWriteOncePod: a surge pod could never mount the claim, so replace instead.
         deployment["spec"]["strategy"] = {"type": "Recreate"}
@@ -138,11 +143,31 @@ def setup_pod_annotations(site: SiteSpec, deployment: dict[str, Any]) -> None:
         deployment["spec"]["template"]["metadata"]["annotations"] = dict(site.pod_annotations)
 
 
-def render_deployment(site: SiteSpec, resolved: ResolvedVolume) -> dict[str, Any]:
+def _probe(probe: Probe) -> dict[str, Any]:
+    out: dict[str, Any] = {"httpGet": {"path": probe.path, "port": "http"}, "periodSeconds": probe.period_seconds,
+                           "timeoutSeconds": probe.timeout_seconds, "failureThreshold": probe.failure_threshold}
+    if probe.initial_delay_seconds:
+        out["initialDelaySeconds"] = probe.initial_delay_seconds
+    return out
+
+
+def setup_probes(site: SiteSpec, deployment: dict[str, Any]) -> None:
+    """Readiness gates traffic (and rollouts: a config httpd rejects never becomes ready);
+    liveness restarts a hung httpd. Both on the image's /healthz unless the spec says otherwise."""
+    container = _pod(deployment)["containers"][0]
+    container["readinessProbe"] = _probe(site.probes.readiness)
+    container["livenessProbe"] = _probe(site.probes.liveness)
+
+
+def render_deployment(site: SiteSpec, resolved: ResolvedVolume, config_map: dict[str, Any] | None = None,
+                      settings: Settings = Settings()) -> dict[str, Any]:  # noqa: B008 (frozen)
     deployment = base_deployment(site)
+    setup_probes(site, deployment)
     setup_volume(site, resolved, deployment)
     setup_colocation(resolved, deployment)
     setup_scheduling(site, deployment)
     setup_resources(site, deployment)
     setup_pod_annotations(site, deployment)
+    setup_config(site, config_map, deployment)
+    setup_exporter(site, settings.exporter_image, CONTAINER_SECURITY, deployment)
     return deployment

@@ -24,11 +24,11 @@ WAITING_REASONS = frozenset({"SourceSiteNotFound", "SourceSiteEphemeral", "Sourc
 
 # Copies the image's own document root ($1) into an empty volume ($2), as Docker does for a new
 # named volume. `cp -n` never overwrites, so two pods seeding at once cannot clobber each other,
-# and content written by users is never touched. The paths come as arguments; nothing from the
-# spec is ever interpolated into the script.
+# and content written by users is never touched; a file system's own lost+found does not count.
+# The paths come as arguments; nothing from the spec is ever interpolated into the script.
 SEED_SCRIPT = """set -eu
 src="$1" dst="$2"
-if [ -n "$(ls -A "$dst" 2>/dev/null)" ]; then
+if [ -n "$(ls -A "$dst" 2>/dev/null | grep -vx 'lost+found')" ]; then
   echo "seed: $dst is not empty, left as it is"
 else
   cp -Rn "$src/." "$dst/"
