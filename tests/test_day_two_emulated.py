@@ -3,6 +3,9 @@ backup; each created, updated and removed when the spec says so, refusals as con
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from typing import Any
 
 from conftest import Api, eventually, site
@@ -153,3 +156,25 @@ async def test_restore_and_exporter_render_into_the_running_deployment(api: Api,
     service = await eventually(lambda: api.get("v1/services", "ns", "web"))
     assert [p["name"] for p in service["spec"]["ports"]] == ["http", "metrics"]
     await eventually(lambda: ready(api))
+
+
+async def test_backup_now_creates_a_job_from_the_cron_job(api: Api, operator) -> None:
+    await operator()
+    cli = [sys.executable, "-m", "httpd_operator", "backup", "now", "--kubeconfig", str(api.kubeconfig), "-n", "ns"]
+    await api.create_site(site("plain"))
+    refused = await asyncio.to_thread(subprocess.run, [*cli, "plain"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "spec.backup" in refused.stderr
+
+    await api.create_site(site("web", backup={"target": {"claimName": "backups"}}))
+    cron = await eventually(lambda: api.get("batch/v1/cronjobs", "ns", "web"))
+    done = await asyncio.to_thread(subprocess.run, [*cli, "web"], capture_output=True, text=True, check=True)
+    name = done.stdout.split()[0].removeprefix("job.batch/")
+    job = api.get("batch/v1/jobs", "ns", name)
+    assert name.startswith("web-manual-") and job["metadata"]["labels"] == backup_labels("web")
+    assert job["spec"] == cron["spec"]["jobTemplate"]["spec"]
+    assert job["metadata"]["ownerReferences"][0]["uid"] == cron["metadata"]["uid"]
+    # The operator follows it like a scheduled run.
+    await api.server.put_status("batch/v1/jobs", "ns", name, {
+        "succeeded": 1, "completionTime": "2026-11-28T12:00:00Z",
+        "conditions": [{"type": "Complete", "status": "True"}]})
+    await eventually(lambda: api.site_status("ns", "web").get("backup", {}).get("lastJob") == name)

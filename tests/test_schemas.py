@@ -52,7 +52,8 @@ def rendered_objects() -> list[dict[str, Any]]:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_rendered_object_is_valid(version: str) -> None:
     objects = rendered_objects()
-    assert {o["kind"] for o in objects} == {"PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget"}
+    assert {o["kind"] for o in objects} == {"PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget",
+                                            "ConfigMap", "HorizontalPodAutoscaler", "Ingress", "CronJob"}
     for obj in objects:
         validate(obj, version)
 

@@ -103,6 +103,13 @@ def cmd_volumes(args: argparse.Namespace) -> int:
     return prune_volumes(configuration, namespace, assume_yes=args.yes)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from httpd_operator.backup_cli import backup_now
+    from httpd_operator.kube import load_configuration
+
+    return backup_now(load_configuration(args.kubeconfig, args.context), args.namespace, args.site)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="httpd-operator", description=__doc__)
     root.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -147,6 +154,14 @@ def parser() -> argparse.ArgumentParser:
     volumes.add_argument("--context", default=None)
     volumes.add_argument("--yes", action="store_true", help="prune without asking")
     volumes.set_defaults(func=cmd_volumes)
+
+    backup = sub.add_parser("backup", help="back a site's volume up now (a Job from its backup CronJob)")
+    backup.add_argument("action", choices=["now"])
+    backup.add_argument("site")
+    backup.add_argument("-n", "--namespace", default="default")
+    backup.add_argument("--kubeconfig", default=None)
+    backup.add_argument("--context", default=None)
+    backup.set_defaults(func=cmd_backup)
     return root
 
 

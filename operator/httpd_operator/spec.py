@@ -338,13 +338,17 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
     if any(c.isspace() for c in image):
         raise SpecError("spec.image", f"must not contain white space, got {image!r}")
     volume = parse_volume(spec.get("volume"), settings, name)
+    replicas = _int(spec, "replicas", path, 1, 0, 1000)
+    autoscaling = parse_autoscaling(spec)
+    if autoscaling is not None:  # the autoscaler writes spec.replicas; until it does, its bounds hold
+        replicas = min(max(replicas, autoscaling.min_replicas), autoscaling.max_replicas)
     own_claim = f"{name}-htdocs" if volume.type == "Managed" else volume.claim_name
     return SiteSpec(
         name=name,
         namespace=meta.get("namespace") or "default",
         uid=meta.get("uid") or "",
         generation=int(meta.get("generation") or 0),
-        replicas=_int(spec, "replicas", path, 1, 0, 1000),
+        replicas=replicas,
         image=image,
         port=port,
         service_type=_enum(service, "type", "spec.service", "ClusterIP", SERVICE_TYPES),
@@ -358,7 +362,7 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         min_available=_min_available(spec, path),
         httpd=parse_httpd(spec),
         probes=parse_probes(spec),
-        autoscaling=parse_autoscaling(spec),
+        autoscaling=autoscaling,
         ingress=parse_ingress(spec),
         backup=parse_backup(spec, own_claim),
         metrics=parse_metrics(spec, port),
