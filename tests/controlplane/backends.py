@@ -33,6 +33,10 @@ PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
     "Service": "/api/v1/namespaces/{ns}/services",
     "PodDisruptionBudget": "/apis/{policy}/namespaces/{ns}/poddisruptionbudgets",
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "HorizontalPodAutoscaler": "/apis/{autoscaling}/namespaces/{ns}/horizontalpodautoscalers",
+    "CronJob": "/apis/{batch}/namespaces/{ns}/cronjobs",
 }
 
 
@@ -50,9 +54,12 @@ class Backend:
     # -- objects --------------------------------------------------------------------------------
 
     policy = "policy/v1"  # the newest served version of PodDisruptionBudget
+    autoscaling = "autoscaling/v2"
+    batch = "batch/v1"  # of CronJob
 
     def _url(self, kind: str, name: str | None = None, sub: str | None = None) -> str:
-        url = PATHS[kind].format(ns=self.namespace, policy=self.policy)
+        url = PATHS[kind].format(ns=self.namespace, policy=self.policy, autoscaling=self.autoscaling,
+                                 batch=self.batch)
         return "/".join(p for p in (url, name, sub) if p)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +137,9 @@ class EmulatedBackend(Backend):
 class RealBackend(Backend):
     name = "real"
     timeout = 60.0
-    policy = "policy/v1beta1"  # Kubernetes 1.20 serves no policy/v1
+    policy = "policy/v1beta1"  # Kubernetes 1.20 serves no policy/v1,
+    autoscaling = "autoscaling/v2beta2"  # no autoscaling/v2,
+    batch = "batch/v1beta1"  # and CronJob only in batch/v1beta1
 
     def __init__(self, control_plane: Any, namespace: str, admin: Kube,
                  config: kubernetes.client.Configuration) -> None:

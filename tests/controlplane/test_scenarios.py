@@ -244,3 +244,37 @@ async def test_disruption_budget_in_the_version_the_server_serves(backend: Backe
         return await backend.get("PodDisruptionBudget", "web") is None
 
     await poll(removed, backend.timeout, "the budget removed at one replica")
+
+
+DAY_TWO = {"resources": {"requests": {"cpu": "100m"}}, "httpd": {"config": "ServerTokens Prod\n"},
+           "autoscaling": {"minReplicas": 1, "maxReplicas": 3}, "ingress": {"host": "www.example.com"},
+           "backup": {"schedule": "0 3 * * *", "target": {"claimName": "backups"}}}
+OPTIONAL = ("ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob")
+
+
+async def test_day_two_children_in_served_versions_converge_and_go(backend: Backend) -> None:
+    """HPA and CronJob in the versions the server serves (autoscaling/v2beta2 and batch/v1beta1 on
+    1.20); the server's defaults on them never make the operator write again; each goes with its field."""
+    operator = await backend.start_operator()
+    await backend.create(site("web", **DAY_TWO))
+    for kind in OPTIONAL:
+        child = await poll(lambda kind=kind: backend.get(kind, "web"), backend.timeout, kind)
+        assert child["metadata"]["ownerReferences"][0]["name"] == "web"
+    assert (await backend.get("HorizontalPodAutoscaler", "web"))["apiVersion"] == backend.autoscaling
+    assert (await backend.get("CronJob", "web"))["apiVersion"] == backend.batch
+    status = await poll(lambda: settled(backend, "web"), backend.timeout, "web settled")
+    assert status["url"] == "http://www.example.com/" and status["backup"]["schedule"] == "0 3 * * *"
+    await poll(_async(lambda: operator.engine.idle), backend.timeout, "idle")
+    await backend.stop_operator()
+    mark = backend.mark()
+    operator = await backend.start_operator()
+    await poll(_async(lambda: operator.engine.reconciled >= 1 and operator.engine.idle), backend.timeout,
+               "the restarted operator's first pass")
+    assert backend.operator_writes(mark) == []
+    await backend.patch("HttpdSite", "web", {"spec": {key: None for key in ("httpd", "autoscaling", "ingress",
+                                                                             "backup")}})
+
+    async def removed() -> bool:
+        return all([await backend.get(kind, "web") is None for kind in OPTIONAL])
+
+    await poll(removed, backend.timeout, "the optional children removed")

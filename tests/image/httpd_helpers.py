@@ -92,11 +92,12 @@ def http_get_or_none(host: str, port: int, path: str) -> tuple[int, bytes] | Non
         return None
 
 
-def make_root(prefix: Path) -> Path:
+def make_root(prefix: Path, conf_d: dict[str, str] | None = None) -> Path:
     """Lay the compiled server out as the image does, in a fresh directory readable by
     the run user (the cache under /root is not): the installed prefix plus the repo's
     config and health file, all read-only; run/ and logs/ (the pod's emptyDirs) and
-    htdocs/ (the mounted volume, empty) writable by the run user."""
+    htdocs/ (the mounted volume, empty) writable by the run user. `conf_d`: the files of the
+    site's ConfigMap, mounted read-only at conf.d as in the pod."""
     root = Path(tempfile.mkdtemp(prefix="httpd-test-", dir="/tmp"))
     root.chmod(0o755)
     for name in ("bin", "lib", "modules", "conf"):
@@ -104,6 +105,8 @@ def make_root(prefix: Path) -> Path:
     shutil.copy(IMAGE_DIR / "httpd.conf", root / "conf" / "httpd.conf")
     shutil.copytree(IMAGE_DIR / "health", root / "health")
     (root / "conf.d").mkdir()
+    for name, text in (conf_d or {}).items():  # a ConfigMap's files, as the pod mounts them
+        (root / "conf.d" / name).write_text(text)
     # read-only for everybody but root (the copy is what the run user sees)
     for path in [root, *root.rglob("*")]:
         if not path.is_symlink():
