@@ -114,3 +114,17 @@ async def operator(api: Api) -> AsyncIterator[Callable[..., Awaitable[OperatorTh
     yield start
     for thread in running:
         await asyncio.to_thread(thread.stop)
+
+
+# The Prometheus operator's ServiceMonitor CRD, as far as the emulator needs it (an add-on:
+# the operator writes ServiceMonitors only where the cluster serves them).
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor",
+                       "listKind": "ServiceMonitorList"},
+             "versions": [{"name": "v1", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}

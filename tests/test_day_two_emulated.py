@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from conftest import Api, eventually, site
+from conftest import SERVICE_MONITOR_CRD, Api, eventually, site
 
 from httpd_operator.render.backup import backup_labels
 from httpd_operator.render.config import ANNOTATION_CHECKSUM
@@ -178,3 +178,20 @@ async def test_backup_now_creates_a_job_from_the_cron_job(api: Api, operator) ->
         "succeeded": 1, "completionTime": "2026-11-28T12:00:00Z",
         "conditions": [{"type": "Complete", "status": "True"}]})
     await eventually(lambda: api.site_status("ns", "web").get("backup", {}).get("lastJob") == name)
+
+
+async def test_service_monitor_only_where_the_cluster_has_the_crd(api: Api, operator) -> None:
+    first = await operator()
+    await api.create_site(site("web", metrics={"enabled": True}))
+    await eventually(lambda: ready(api))
+    assert first.engine.settings.serves("ServiceMonitor") is False
+    await operator.stop(first)
+
+    api.server.register_crd(SERVICE_MONITOR_CRD)  # the Prometheus operator gets installed
+    await operator()
+    monitor = await eventually(lambda: api.get("monitoring.coreos.com/v1/servicemonitors", "ns", "web"))
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+    assert monitor["spec"]["selector"]["matchLabels"] == api.get("v1/services", "ns", "web")["spec"]["selector"]
+    await api.patch_site("ns", "web", {"spec": {"metrics": {"enabled": False}}})
+    await eventually(lambda: api.get("monitoring.coreos.com/v1/servicemonitors", "ns", "web") is None)
+    await eventually(lambda: [p["name"] for p in api.get("v1/services", "ns", "web")["spec"]["ports"]] == ["http"])

@@ -7,7 +7,7 @@ from typing import Any
 
 import kmock
 import yaml
-from conftest import ROOT, Api, eventually, site
+from conftest import ROOT, SERVICE_MONITOR_CRD, Api, eventually, site
 
 from httpd_operator.render.backup import backup_labels
 from httpd_operator.runner import OperatorThread
@@ -54,14 +54,22 @@ async def day_two(api: Api) -> None:
         ("autoscaling/v2/horizontalpodautoscalers",
          {"resources": {"requests": {"cpu": "100m"}}, "autoscaling": {"maxReplicas": 3}},
          {"autoscaling": {"maxReplicas": 4}}, {"autoscaling": None}),
+        # Nothing of a site changes its ServiceMonitor: drift (an edit by hand) makes the patch.
+        ("monitoring.coreos.com/v1/servicemonitors", {"metrics": {"enabled": True}}, None, {"metrics": None}),
         ("batch/v1/cronjobs", {"backup": {"target": {"claimName": "backups"}}}, {"backup": {"keep": 3}}, None),
     ]
     for resource, create, change, remove in steps:
         await api.patch_site("ns", "web", {"spec": create})
         first = await eventually(lambda r=resource: child(r))
-        await api.patch_site("ns", "web", {"spec": change})
-        await eventually(lambda r=resource, v=first["metadata"]["resourceVersion"]:
-                         (child(r) or {}).get("metadata", {}).get("resourceVersion") != v)
+        if change:
+            await api.patch_site("ns", "web", {"spec": change})
+            await eventually(lambda r=resource, v=first["metadata"]["resourceVersion"]:
+                             (child(r) or {}).get("metadata", {}).get("resourceVersion") != v)
+        else:
+            group_version, plural = resource.rsplit("/", 1)
+            await api.request("PATCH", f"/apis/{group_version}/namespaces/ns/{plural}/web",
+                              {"spec": {"endpoints": [{"port": "other"}]}})
+            await eventually(lambda r=resource, want=first["spec"]: child(r)["spec"] == want)
         if remove:
             await api.patch_site("ns", "web", {"spec": remove})
             await eventually(lambda r=resource: child(r) is None)
@@ -78,12 +86,13 @@ async def day_two(api: Api) -> None:
 async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> None:
     for crd in yaml.safe_load_all((ROOT / "crds" / "peering.yaml").read_text()):
         api.server.register_crd(crd)
+    api.server.register_crd(SERVICE_MONITOR_CRD)
     await api.request("POST", "/apis/kopf.dev/v1/clusterkopfpeerings",
                       yaml.safe_load((ROOT / "manifests" / "base" / "peering.yaml").read_text()))
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
     for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services", "policy/v1/poddisruptionbudgets",
                  "v1/configmaps", "networking.k8s.io/v1/ingresses", "autoscaling/v2/horizontalpodautoscalers",
-                 "batch/v1/cronjobs"):
+                 "batch/v1/cronjobs", "monitoring.coreos.com/v1/servicemonitors"):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
     op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
     await asyncio.to_thread(op.start)
@@ -113,4 +122,5 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     # Deletes: optional children the spec no longer asks for. Never a claim, never user data.
     assert {(g, r) for g, r, verb in granted() if verb == "delete"} == {
         ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
-        ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs")}
+        ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs"),
+        ("monitoring.coreos.com", "servicemonitors")}

@@ -63,7 +63,8 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
 
     def remember_indexes(kwargs: dict[str, Any]) -> None:
         for name in INDEXES:
-            engine.indexes.setdefault(name, kwargs[name])
+            if name in kwargs:  # "monitors" exists only where the cluster serves ServiceMonitor
+                engine.indexes.setdefault(name, kwargs[name])
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -138,6 +139,8 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
                 "autoscalers": ("HorizontalPodAutoscaler",
                                 (*group_version("HorizontalPodAutoscaler"), "horizontalpodautoscalers")),
                 "cronjobs": ("CronJob", (*group_version("CronJob"), "cronjobs"))}
+    if settings.serves("ServiceMonitor"):
+        children["monitors"] = ("ServiceMonitor", (*group_version("ServiceMonitor"), "servicemonitors"))
     for index_name, (kind, resource) in children.items():
         kopf.index(*resource, labels=MANAGED, id=index_name, registry=registry)(by_name)
         kopf.on.event(*resource, labels=MANAGED, id=kind.lower(), registry=registry)(child_event(kind))

@@ -37,11 +37,15 @@ KINDS: dict[str, Kind] = {
     "CronJob": Kind("/apis/batch/v1", "cronjobs"),
     "Job": Kind("/apis/batch/v1", "jobs"),
     "Pod": Kind("/api/v1", "pods"),
+    "ServiceMonitor": Kind("/apis/monitoring.coreos.com/v1", "servicemonitors"),
 }
 # Kinds whose API version differs across Kubernetes releases: the newest first.
 VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1")),
              "HorizontalPodAutoscaler": ("autoscaling", ("v2", "v2beta2")),
-             "CronJob": ("batch", ("v1", "v1beta1"))}
+             "CronJob": ("batch", ("v1", "v1beta1")),
+             "ServiceMonitor": ("monitoring.coreos.com", ("v1",))}
+# Kinds of add-ons (CRDs) that a cluster may not have: used only when served.
+ADD_ONS = frozenset({"ServiceMonitor"})
 
 
 class ApiError(Exception):
@@ -149,13 +153,14 @@ class Kube:
 
 
 def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
-    """The newest version serving each kind in VERSIONED (e.g. policy/v1beta1 on 1.20).
+    """The newest version serving each kind in VERSIONED (e.g. policy/v1beta1 on 1.20); add-ons
+    (ServiceMonitor) only when the cluster has them.
 
     Asks each group-version for its resources: batch/v1 exists on 1.20, but CronJob is only
     in batch/v1beta1 there."""
     found = []
     for kind, (group, versions) in VERSIONED.items():
-        chosen = versions[0]
+        chosen = None if kind in ADD_ONS else versions[0]
         for version in versions:
             try:
                 resources = kube._call("GET", f"/apis/{group}/{version}").get("resources", [])
@@ -164,7 +169,8 @@ def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
             if any(r.get("name") == KINDS[kind].plural for r in resources):
                 chosen = version
                 break
-        found.append((kind, f"{group}/{chosen}"))
+        if chosen:
+            found.append((kind, f"{group}/{chosen}"))
     return tuple(found)
 
 

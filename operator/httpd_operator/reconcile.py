@@ -32,12 +32,13 @@ from httpd_operator.status import Observed, condition, desired_status, merge_con
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
 INDEXES = ("sites", "claims", "deployments", "services", "budgets", "configmaps", "ingresses", "autoscalers",
-           "cronjobs", "jobs")
+           "cronjobs", "jobs", "monitors")
 INDEX_OF = {"PersistentVolumeClaim": "claims", "Deployment": "deployments", "Service": "services",
             "HttpdSite": "sites", "PodDisruptionBudget": "budgets", "ConfigMap": "configmaps",
-            "Ingress": "ingresses", "HorizontalPodAutoscaler": "autoscalers", "CronJob": "cronjobs"}
+            "Ingress": "ingresses", "HorizontalPodAutoscaler": "autoscalers", "CronJob": "cronjobs",
+            "ServiceMonitor": "monitors"}
 # Children that exist only while the spec asks for them (named like the site); removed otherwise.
-OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob")
+OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
 
 
 def _first(index: Any, key: Any) -> Any:

@@ -22,7 +22,7 @@ HTTPD_UID = 10001
 
 # The API versions current clusters serve, for kinds whose version moved across releases.
 LATEST_VERSIONS = {"PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
-                   "CronJob": "batch/v1"}
+                   "CronJob": "batch/v1", "ServiceMonitor": "monitoring.coreos.com/v1"}
 
 
 @dataclass(frozen=True)
@@ -41,3 +41,7 @@ class Settings:
 
     def api_version(self, kind: str) -> str:
         return dict(self.api_versions).get(kind) or LATEST_VERSIONS[kind]
+
+    def serves(self, kind: str) -> bool:
+        """Whether the cluster has an add-on kind (ServiceMonitor: the Prometheus operator's CRD)."""
+        return kind in dict(self.api_versions)

@@ -11,7 +11,7 @@ from httpd_operator.render.availability import render_disruption_budget
 from httpd_operator.render.backup import render_cron_job
 from httpd_operator.render.config import render_config_map
 from httpd_operator.render.deployment import CONTAINER_SECURITY, POD_SECURITY, render_deployment
-from httpd_operator.render.exporter import setup_service_port
+from httpd_operator.render.exporter import render_service_monitor, setup_service_port
 from httpd_operator.render.ingress import render_ingress
 from httpd_operator.render.scaling import render_autoscaler
 from httpd_operator.render.service import render_service
@@ -49,7 +49,9 @@ def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None
                render_disruption_budget(site, settings.api_version("PodDisruptionBudget")),
                render_autoscaler(site, settings.api_version("HorizontalPodAutoscaler")),
                render_ingress(site),
-               render_cron_job(site, resolved, settings.api_version("CronJob"), POD_SECURITY, CONTAINER_SECURITY)]
+               render_cron_job(site, resolved, settings.api_version("CronJob"), POD_SECURITY, CONTAINER_SECURITY),
+               render_service_monitor(site, settings.api_version("ServiceMonitor")
+                                      if settings.serves("ServiceMonitor") else None)]
     return Rendered(site=site, volume=resolved, objects=[o for o in objects if o is not None])
 
 

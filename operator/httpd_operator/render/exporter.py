@@ -10,6 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from httpd_operator.render.meta import metadata, selector_labels
 from httpd_operator.spec import SiteSpec
 
 
@@ -32,3 +33,17 @@ def setup_service_port(site: SiteSpec, service: dict[str, Any]) -> None:
     if site.metrics.enabled:
         service["spec"]["ports"].append({"name": "metrics", "port": site.metrics.port, "targetPort": "metrics",
                                          "protocol": "TCP"})
+
+
+def render_service_monitor(site: SiteSpec, api_version: str | None) -> dict[str, Any] | None:
+    """For the Prometheus operator, when the cluster has its CRD (api_version None: it does not)."""
+    if not site.metrics.enabled or api_version is None:
+        return None
+    return {
+        "apiVersion": api_version,
+        "kind": "ServiceMonitor",
+        "metadata": metadata(site, site.name),
+        "spec": {"selector": {"matchLabels": selector_labels(site.name)},
+                 "namespaceSelector": {"matchNames": [site.namespace]},
+                 "endpoints": [{"port": "metrics", "interval": "30s"}]},
+    }

@@ -96,6 +96,10 @@ Peering rules are added where they are used.
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch, delete]
+# Only where the Prometheus operator is installed (spec.metrics.enabled).
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors]
+  verbs: [get, list, watch, create, patch, delete]
 # Backup Jobs (status.backup), and their pods' termination message (the archive's name and size).
 - apiGroups: [batch]
   resources: [jobs]
