@@ -21,6 +21,8 @@ import pytest
 import yaml
 from k8s_schemas import crd_schemas
 
+from httpd_operator.settings import EXPORTER_IMAGE
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "manifests" / "helm" / "httpd-operator"
 SYNC = ROOT / "manifests" / "helm" / "sync-crds"
@@ -227,7 +229,8 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
     assert options(operator["args"]) == [("--all-namespaces", None), ("--liveness", "http://0.0.0.0:8081/healthz"),
                                          ("--peering", "httpd-operator"), ("--metrics-port", "9090")]
     assert {e["name"]: e["value"] for e in operator["env"]} == {
-        "HTTPD_OPERATOR_ALLOW_HOST_PATHS": "", "HTTPD_OPERATOR_DEFAULT_IMAGE": "ghcr.io/httpd-operator/httpd:2.4.68"}
+        "HTTPD_OPERATOR_ALLOW_HOST_PATHS": "", "HTTPD_OPERATOR_DEFAULT_IMAGE": "ghcr.io/httpd-operator/httpd:2.4.68",
+        "HTTPD_OPERATOR_EXPORTER_IMAGE": EXPORTER_IMAGE}
     assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {"health": 8081, "metrics": 9090}
     service = only(objects, "Service")
     assert service["spec"]["ports"][0]["port"] == 9090 and service["spec"]["ports"][0]["targetPort"] == "metrics"

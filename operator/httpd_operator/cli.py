@@ -13,7 +13,7 @@ import yaml
 
 from httpd_operator import KIND, __version__
 from httpd_operator.errors import SpecError
-from httpd_operator.settings import DEFAULT_IMAGE, Settings
+from httpd_operator.settings import DEFAULT_IMAGE, EXPORTER_IMAGE, Settings
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,9 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     env_paths = [p for p in os.environ.get("HTTPD_OPERATOR_ALLOW_HOST_PATHS", "").split(":") if p]
     parser.add_argument("--default-image", default=os.environ.get("HTTPD_OPERATOR_DEFAULT_IMAGE", DEFAULT_IMAGE),
                         help="image for sites that name none (default: %(default)s)")
+    parser.add_argument("--exporter-image",
+                        default=os.environ.get("HTTPD_OPERATOR_EXPORTER_IMAGE", EXPORTER_IMAGE),
+                        help="metrics sidecar of sites with spec.metrics.enabled (default: %(default)s)")
     parser.add_argument("--allow-host-path", action="append", default=env_paths, metavar="PREFIX",
                         help="allow HostPath volumes under PREFIX (repeatable; "
                              "env HTTPD_OPERATOR_ALLOW_HOST_PATHS, colon-separated)")
@@ -35,7 +38,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if not prefix.startswith("/") or ".." in prefix.split("/"):
             raise SystemExit(f"--allow-host-path {prefix!r}: must be an absolute path without '..'")
         prefixes.append(os.path.normpath(prefix))
-    return Settings(default_image=args.default_image, allowed_host_paths=tuple(prefixes),
+    return Settings(default_image=args.default_image, exporter_image=args.exporter_image,
+                    allowed_host_paths=tuple(prefixes),
                     protect_volumes=not args.no_protect_volumes)
 
 
