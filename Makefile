@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-quick lint bench render clean control-plane e2e
+.PHONY: demo test test-quick lint bench render clean control-plane e2e node e2e-local
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,23 @@ control-plane:
 # End to end on a cluster with nodes (kind, k3d, minikube): make e2e KUBECONFIG=~/.kube/config
 e2e: $(VENV)/.installed
 	HTTPD_OPERATOR_E2E_KUBECONFIG=$${KUBECONFIG:-$$HOME/.kube/config} $(BIN)/python -m pytest tests/e2e -v
+
+# A node (kubelet + containerd) on the control plane above; needs root and
+# apt-get install containerd runc containernetworking-plugins
+node: control-plane
+	bash hack/node build && bash hack/node start
+
+# End to end on this machine alone: control plane + node, the httpd image (hack/httpd-image
+# build) imported into the node, then stopped (both) unless E2E_KEEP=1.
+e2e-local: $(VENV)/.installed
+	bash hack/control-plane build
+	bash hack/node build
+	bash hack/control-plane start >/dev/null
+	bash hack/node start
+	image=$$(bash hack/httpd-image build) && bash hack/node import-image "$$image" \
+	  && eval "$$(bash hack/node env)" && HTTPD_OPERATOR_E2E_IMAGE="$$image" \
+	  $(BIN)/python -m pytest tests/e2e -v -p no:cacheprovider; rc=$$?; \
+	  if [ -z "$(E2E_KEEP)" ]; then bash hack/node stop; bash hack/control-plane stop; fi; exit $$rc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,9 +1,12 @@
-"""End to end on a real cluster with nodes (kind, k3d, minikube...): `make e2e`.
+"""End to end on a real cluster with nodes (kind, k3d, minikube...): `make e2e`; or on this
+machine's own control plane and node (hack/control-plane, hack/node): `make e2e-local`.
 
 Skipped unless HTTPD_OPERATOR_E2E_KUBECONFIG names a cluster that answers and has a Ready node.
 The operator runs from this process against that cluster (as `httpd-operator run` would); the
 cluster must be able to pull the site image (HTTPD_OPERATOR_E2E_IMAGE, default: the operator's
-default httpd image; with kind: `kind load docker-image ...`). The CRDs are applied from crds/.
+default httpd image; with kind: `kind load docker-image ...`; with hack/node: `hack/node
+import-image`). The CRDs are applied from crds/. HTTPD_OPERATOR_E2E_KUBECTL names the kubectl
+(default: the one on PATH; `hack/node env` gives the 1.20 one built with the control plane).
 """
 
 from __future__ import annotations
@@ -28,13 +31,19 @@ from httpd_operator.settings import DEFAULT_IMAGE, Settings
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KUBECONFIG = os.environ.get("HTTPD_OPERATOR_E2E_KUBECONFIG", "")
 IMAGE = os.environ.get("HTTPD_OPERATOR_E2E_IMAGE", DEFAULT_IMAGE)
+KUBECTL = os.environ.get("HTTPD_OPERATOR_E2E_KUBECTL", "kubectl")
 TIMEOUT = float(os.environ.get("HTTPD_OPERATOR_E2E_TIMEOUT", "300"))
-pytestmark = pytest.mark.e2e
+# Each wait has TIMEOUT; the whole test makes several.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(4 * TIMEOUT)]
 
 
-def kubectl(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, *args], capture_output=True, text=True,
-                          check=check, timeout=timeout)
+def kubectl(*args: str, check: bool = True, timeout: float = 120, input: str | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([KUBECTL, "--kubeconfig", KUBECONFIG, *args], capture_output=True, text=True,
+                              check=check, timeout=timeout, input=input)
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({exc.returncode}): {exc.stderr.strip()}") from exc
 
 
 def wait(check: Any, what: str, timeout: float = TIMEOUT) -> Any:
@@ -70,6 +79,11 @@ def namespace(cluster: Kube) -> Iterator[str]:
     try:
         yield name
     finally:
+        # Shown by pytest when the test failed: what the cluster made of the site.
+        print(kubectl("-n", name, "get", "hs,deploy,rs,pods,pvc,svc,events", "-o", "wide", check=False).stdout)
+        print(kubectl("-n", name, "describe", "pods", check=False).stdout)
+        for pod in kubectl("-n", name, "get", "pods", "-o", "name", check=False).stdout.split():
+            print(kubectl("-n", name, "logs", pod, "--all-containers", "--prefix", "--tail=20", check=False).stdout)
         kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
@@ -85,7 +99,7 @@ def operator(namespace: str) -> Iterator[OperatorThread]:
 
 def fetch(namespace: str, path: str) -> str:
     """GET through the Service, with kubectl port-forward (no cluster DNS or ingress needed)."""
-    proc = subprocess.Popen(["kubectl", "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward", "svc/web",
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward", "svc/web",
                              ":80"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -108,8 +122,7 @@ kind: HttpdSite
 metadata: {{name: web, namespace: {namespace}}}
 spec: {{image: {IMAGE}}}
 """
-    subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "apply", "-f", "-"], input=site, text=True, check=True,
-                   capture_output=True)
+    kubectl("apply", "-f", "-", input=site)
     wait(lambda: status(namespace).get("volume", {}).get("phase") == "Bound", "the claim Bound")
     wait(lambda: status(namespace).get("phase") == "Ready", "the rollout")
     assert "<html" in fetch(namespace, "/").lower()  # the image's seed content
