@@ -53,6 +53,10 @@ def verb(request) -> str:  # type: ignore[no-untyped-def]
     return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}.get(method, method)
 
 
+# BENCH_PROFILE=FILE runs the operator under cProfile and writes its profile there (for pstats).
+PROFILE = os.environ.get("BENCH_PROFILE", "")
+
+
 async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
     server = ApiServer(controllers=True)
     server.load_builtin()
@@ -62,7 +66,8 @@ async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
         kubeconfig = pathlib.Path(folder) / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(emulated_kubeconfig(url)))
         operator = subprocess.Popen(
-            [sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(kubeconfig)],
+            [sys.executable, *(["-m", "cProfile", "-o", PROFILE] if PROFILE else []),
+             "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(kubeconfig)],
             stdout=subprocess.DEVNULL, stderr=open(pathlib.Path(folder) / "operator.log", "w"))  # noqa: SIM115
         try:
             async with aiohttp.ClientSession(url, headers={"User-Agent": BENCH_AGENT}) as client:
@@ -95,19 +100,29 @@ async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
                         raise SystemExit(f"only {done}/{n} sites Ready; see {folder}/operator.log")
                     await asyncio.sleep(0.1)
                 converged = time.monotonic() - started
-            by_verb = collections.Counter(
-                f"{verb(r)} {r.resource.plural if r.resource else r.url.path}"
-                for r in server._requests[first_request:] if r.headers.get("User-Agent") != BENCH_AGENT)
-            writes_before = sum(1 for r in server._requests if r.method.value in ("POST", "PATCH", "PUT", "DELETE"))
+                # Work left after the last site turned Ready (kopf's queued events, late status
+                # writes) counts too: wait until the operator has sent nothing for 2 s.
+                quiet_since, seen = time.monotonic(), len(server._requests)
+                while time.monotonic() - quiet_since < 2.0:
+                    await asyncio.sleep(0.1)
+                    if len(server._requests) != seen:
+                        quiet_since, seen = time.monotonic(), len(server._requests)
+            operator_requests = [r for r in server._requests[first_request:]
+                                 if r.headers.get("User-Agent") != BENCH_AGENT]
+            by_verb = collections.Counter(f"{verb(r)} {r.resource.plural if r.resource else r.url.path}"
+                                          for r in operator_requests)
+            writes_before = len(server._requests)
             await asyncio.sleep(idle)  # the idle period being measured, not a synchronisation
-            idle_writes = sum(1 for r in server._requests
-                              if r.method.value in ("POST", "PATCH", "PUT", "DELETE")) - writes_before
+            idle_by_verb = collections.Counter(
+                f"{verb(r)} {r.resource.plural if r.resource else r.url.path}" for r in server._requests[writes_before:]
+                if r.method.value in ("POST", "PATCH", "PUT", "DELETE"))
+            idle_writes = sum(idle_by_verb.values())
             rss, cpu = proc_stats(operator.pid)
         finally:
             operator.terminate()
             operator.wait(30)
     return {"sites": n, "created_s": created, "converged_s": converged, "by_verb": by_verb,
-            "idle_writes": idle_writes, "idle_s": idle, "rss_mib": rss, "cpu_s": cpu}
+            "idle_writes": idle_writes, "idle_by_verb": idle_by_verb, "idle_s": idle, "rss_mib": rss, "cpu_s": cpu}
 
 
 def report(result: dict[str, object]) -> None:
@@ -117,10 +132,11 @@ def report(result: dict[str, object]) -> None:
     print(f"\n== {n} sites")
     print(f"converged in {result['converged_s']:.2f} s ({n / float(result['converged_s']):.0f} sites/s; "  # type: ignore[arg-type]
           f"creates sent in {result['created_s']:.2f} s)")
-    print(f"operator API requests: {total} ({total / n:.2f} per site)")
+    print(f"operator API requests until quiet: {total} ({total / n:.2f} per site)")
     for key, count in sorted(by_verb.items(), key=lambda kv: -kv[1]):
         print(f"  {key:<40} {count:>7}  {count / n:6.2f}/site")
-    print(f"writes during {result['idle_s']:.0f} s idle afterwards: {result['idle_writes']}")
+    print(f"writes during {result['idle_s']:.0f} s idle afterwards: {result['idle_writes']} "
+          f"{dict(result['idle_by_verb']) or ''}")  # type: ignore[call-overload]
     print(f"operator peak RSS {result['rss_mib']:.0f} MiB, CPU {result['cpu_s']:.1f} s")
 
 

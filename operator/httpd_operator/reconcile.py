@@ -117,6 +117,14 @@ class Engine:
     refused: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)  # patches refused
     rejected: dict[SiteKey, tuple[int, SpecError]] = field(default_factory=dict)  # by generation
     archives: dict[tuple[str, str], tuple[str, int] | None] = field(default_factory=dict)  # backup Job -> archive
+    # After creating a site's children, a status that would only say "on its way" (Pending,
+    # Progressing) waits up to this long while their controllers have not yet answered (claim not
+    # Bound, Deployment not observed): one status write, not three.
+    status_hold: float = 5.0
+    _created_at: dict[SiteKey, float] = field(default_factory=dict)
+    # Sites found in shape, with what they were found in shape with: the same inputs again (the
+    # site's generation, its children's resourceVersions) need no render, diff or write.
+    _quiet: dict[SiteKey, tuple[Any, ...]] = field(default_factory=dict)
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
     _gone: set[tuple[str, str, str, str | None]] = field(default_factory=set)  # deleted, not yet seen gone
@@ -199,17 +207,33 @@ class Engine:
 
     # -- the reconcile -------------------------------------------------------------------------
 
+    def _fingerprint(self, body: Mapping[str, Any], claim: str | None) -> tuple[Any, ...]:
+        """What a reconcile of a site reads: its spec's generation, its children as last seen."""
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        children = tuple(_rv(self.actual(kind, namespace, claim if kind == "PersistentVolumeClaim" else name))
+                         for kind in INDEX_OF if kind != "HttpdSite" and (claim or kind != "PersistentVolumeClaim"))
+        jobs = tuple(tuple(sorted(j.items())) for j in self.indexes["jobs"].get((namespace, name), ())) \
+            if "jobs" in self.indexes else ()
+        return meta.get("uid"), meta.get("generation"), claim, children, jobs
+
     async def reconcile(self, namespace: str, name: str) -> str:
         body = self.actual("HttpdSite", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             if self.metrics:
                 self.metrics.phases.pop((namespace, name), None)
+            self._quiet.pop((namespace, name), None)
             return "gone"
+        quiet = self._quiet.get((namespace, name))
+        if quiet is not None and quiet == self._fingerprint(body, quiet[2]):
+            return "unchanged"
         try:
             rendered: Rendered | SpecError = render_site(parse_site(body, self.settings),
                                                          _Sites(self, namespace), self.settings)
         except SpecError as exc:
             rendered = exc
+        # Taken before any await: an event arriving meanwhile must not be folded into it.
+        fingerprint = self._fingerprint(body, rendered.volume.claim if isinstance(rendered, Rendered) else None)
         extra: list[dict[str, Any]] = []
         changed: list[str] = []
         generation = int((body.get("metadata") or {}).get("generation") or 0)
@@ -248,17 +272,31 @@ class Engine:
         if isinstance(rendered, Rendered):
             status["conditions"].append(extra[0] if extra else
                                         condition("VolumeSynced", True, "InSync", "the volume matches the spec"))
+        key, now = (namespace, name), asyncio.get_running_loop().time()
         if any(note.startswith("created") for note in changed):
             # The new children's watch events kick this site again within moments; reporting then
             # saves a status write that would only say "creating". The kick is the fallback.
             kopf.info(body, reason="Applied", message="; ".join(changed))
-            self.kick((namespace, name), delay=1.0)
+            self._created_at[key] = now
+            self.kick(key, delay=1.0)
             return "changed"
+        held = now - self._created_at.get(key, -self.status_hold)
+        if status["phase"] in ("Pending", "Progressing") and held < self.status_hold and not changed \
+                and _settling(observed):
+            self.kick(key, delay=min(1.0, self.status_hold - held))  # their controllers are at work
+            return "held"
+        self._created_at.pop(key, None)
         wrote_status = await self._write_status(body, status)
         if changed:
             kopf.info(body, reason="Applied", message="; ".join(changed))
         if wrote_status:
             self._announce(body, status)
+        volume = (body.get("spec") or {}).get("volume")
+        if not changed and not (isinstance(volume, dict) and volume.get("type") == "FromSite"):
+            # FromSite reads another site too: never skipped. Others: same inputs, same outcome.
+            self._quiet[key] = fingerprint
+        else:
+            self._quiet.pop(key, None)
         return "changed" if changed or wrote_status else "unchanged"
 
     async def _apply(self, site: SiteSpec, want: dict[str, Any], changed: list[str]) -> dict[str, Any] | None:
@@ -437,6 +475,14 @@ class Engine:
                 logger.warning("site %s/%s: %s: %s", meta.get("namespace"), meta.get("name"),
                                cond["reason"], cond["message"])
                 kopf.warn(body, reason=cond["reason"], message=cond["message"])
+
+
+def _settling(observed: Observed) -> bool:
+    """Whether a child just created has not yet been answered by its controller."""
+    deployment = observed.deployment
+    if deployment is None or "observedGeneration" not in (deployment.get("status") or {}):
+        return True
+    return observed.claim is not None and (observed.claim.get("status") or {}).get("phase") != "Bound"
 
 
 def _archive_of(pods: list[dict[str, Any]]) -> tuple[str, int] | None:
