@@ -13,6 +13,8 @@ from typing import Any
 import kmock
 from conftest import SITES, Api, eventually, site
 
+from httpd_operator.settings import Settings
+
 CLAIMS = "v1/persistentvolumeclaims"
 DEPLOYMENTS = "apps/v1/deployments"
 SERVICES = "v1/services"
@@ -61,7 +63,17 @@ async def test_sites_converge_through_api_errors_without_duplicates_or_storms(ap
         status=409, reason="Conflict", message="injected: the object has been modified")
     too_many = {"kind": "Status", "code": 429, "reason": "TooManyRequests"}
     server[share("GET", 0.1)] << 429 << {"Retry-After": "1"} << too_many
-    await operator()
+
+    hung: list[str] = []
+
+    async def hang_then_commit(request: Any) -> Any:  # no answer in time; the write lands later
+        hung.append(request.url.path)
+        await asyncio.sleep(1.5)  # longer than the operator's request timeout, not a synchronisation
+        return await server._serve_object(request)
+
+    server[share("PATCH", 0.1, lambda r: "/status" not in r.url.path)] << hang_then_commit
+    server[share("POST", 0.1, lambda r: "/events" not in r.url.path)] << hang_then_commit
+    await operator(Settings(request_timeout=0.5))
     names = [f"site-{i}" for i in range(8)]
     for name in names:
         await api.create_site(site(name))
@@ -70,6 +82,7 @@ async def test_sites_converge_through_api_errors_without_duplicates_or_storms(ap
         await api.patch_site("ns", name, {"spec": {"replicas": 2}})
     await eventually(lambda: converged(api, names[:4], replicas=2) and converged(api, names[4:]), timeout=90)
     children_exactly_once(api, names)
+    assert hung  # client-side timeouts did happen (and the late writes landed) along the way
     # Backoff, not a storm: the operator's writes stay within a small multiple of what it needs.
     writes = [r for r in server._requests
               if ours(r) and r.method.value in ("POST", "PATCH") and "/events" not in r.url.path]

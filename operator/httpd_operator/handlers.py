@@ -55,7 +55,8 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
           debounce: float = 0.1, metrics: Metrics | None = None) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
     registry = kopf.OperatorRegistry()
-    engine = Engine(settings=settings, kube=Kube(configuration), debounce=debounce, metrics=metrics)
+    engine = Engine(settings=settings, kube=Kube(configuration, settings.request_timeout), debounce=debounce,
+                    metrics=metrics)
     site_resource = (GROUP, VERSION, PLURAL)
 
     def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:

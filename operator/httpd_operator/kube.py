@@ -77,8 +77,9 @@ def path(kind: str, namespace: str | None = None, name: str | None = None, sub: 
 class Kube:
     """Blocking calls through `kubernetes.client.ApiClient`, offered as coroutines."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration) -> None:
+    def __init__(self, configuration: kubernetes.client.Configuration, timeout: float = 30.0) -> None:
         self.configuration = configuration
+        self.timeout = timeout  # seconds for one request; a hung server is then retried like a 503
         self.api = kubernetes.client.ApiClient(configuration)
 
     def close(self) -> None:
@@ -94,7 +95,7 @@ class Kube:
                 method, url, query_params=list((query or {}).items()), header_params=headers,
                 body=body, auth_settings=["BearerToken"])
             response = self.api.call_api(method, full_url, header_params=headers, body=body,
-                                         _request_timeout=30)
+                                         _request_timeout=self.timeout)
             response.read()
         except kubernetes.client.ApiException as exc:
             raise ApiError(exc.status or 0, exc.reason or str(exc)) from None

@@ -38,6 +38,8 @@ class Settings:
     # The API version to write for kinds whose version differs across Kubernetes releases
     # (discovered from the server at start-up; these defaults are today's).
     api_versions: tuple[tuple[str, str], ...] = ()
+    # Seconds the operator waits for one API request before retrying it (with backoff).
+    request_timeout: float = 30.0
 
     def api_version(self, kind: str) -> str:
         return dict(self.api_versions).get(kind) or LATEST_VERSIONS[kind]
