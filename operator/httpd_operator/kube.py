@@ -101,7 +101,10 @@ class Kube:
             raise ApiError(exc.status or 0, exc.reason or str(exc)) from None
         except Exception as exc:  # connection refused, reset, timeout: retried like a 503
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
-        data = json.loads(response.data) if response.data else None
+        try:
+            data = json.loads(response.data) if response.data else None
+        except ValueError:  # e.g. "404 page not found" as text, for a group the server lacks
+            data = None
         if response.status >= 400:
             message = data.get("message") if isinstance(data, dict) else None
             retry = response.getheader("Retry-After")
