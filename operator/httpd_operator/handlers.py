@@ -45,10 +45,15 @@ def _volume(body: kopf.Body) -> dict[str, Any]:
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
-    """A plain dict of the object as the watch delivered it (kopf's views are not dicts).
+    """A plain dict of the object as the watch delivered it (kopf's views are not dicts), without
+    metadata.managedFields: on a real server often the largest part, and never read.
 
     Shallow: kopf never changes a delivered object, and neither does the operator."""
-    return dict(body)
+    plain = dict(body)
+    meta = plain.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        plain["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return plain
 
 
 def build(settings: Settings, configuration: kubernetes.client.Configuration,
