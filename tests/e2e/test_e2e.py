@@ -97,18 +97,24 @@ def operator(namespace: str) -> Iterator[OperatorThread]:
         thread.stop()
 
 
-def fetch(namespace: str, path: str) -> str:
-    """GET through the Service, with kubectl port-forward (no cluster DNS or ingress needed)."""
+def get(namespace: str, path: str) -> tuple[str, dict[str, str]]:
+    """GET through the Service, with kubectl port-forward (no cluster DNS or ingress needed); like
+    the Service, port-forward picks a ready pod. Returns the body and the headers."""
     proc = subprocess.Popen([KUBECTL, "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward", "svc/web",
                              ":80"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         port = re.search(r"127\.0\.0\.1:(\d+)", line)
         assert port, f"port-forward said {line!r}"
-        return urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}{path}", timeout=10).read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}{path}", timeout=10) as response:
+            return response.read().decode(), dict(response.headers)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def fetch(namespace: str, path: str) -> str:
+    return get(namespace, path)[0]
 
 
 def status(namespace: str) -> dict[str, Any]:
@@ -139,3 +145,39 @@ spec: {{image: {IMAGE}}}
     kubectl("-n", namespace, "delete", "hs", "web")
     wait(lambda: kubectl("-n", namespace, "get", "deploy", "web", check=False).returncode != 0, "the Deployment gone")
     assert kubectl("-n", namespace, "get", "pvc", "web-htdocs", "-o", "jsonpath={.metadata.uid}").stdout == claim_uid
+
+
+def test_a_config_httpd_rejects_never_takes_the_site_down(namespace: str, operator: OperatorThread) -> None:
+    """spec.httpd.config rolls the pods; a config httpd refuses leaves the old pod serving."""
+    def apply(config: str) -> None:
+        body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
+                "metadata": {"name": "web", "namespace": namespace},
+                "spec": {"image": IMAGE, "httpd": {"config": config}}}
+        kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def header() -> str | None:
+        return get(namespace, "/healthz")[1].get("X-Config")
+
+    def header_once_settled() -> str | None:
+        try:  # port-forward may still pick a pod the finished rollout is terminating
+            return header()
+        except OSError:
+            return None
+
+    apply("Header always set X-Config one\n")
+    wait(lambda: status(namespace).get("phase") == "Ready", "the first rollout")
+    assert header() == "one"
+    apply("</IfModule>\n")  # a syntax error httpd reports at start
+    def readiness() -> list[bool]:
+        out = kubectl("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/instance=web", "-o", "json")
+        return sorted(all(c.get("ready") for c in (p["status"].get("containerStatuses") or [{}]))
+                      for p in json.loads(out.stdout)["items"])
+
+    wait(lambda: readiness() == [False, True], "a new pod that never becomes ready beside the old one")
+    for _ in range(5):  # the old pod keeps serving the old config all along
+        assert header() == "one"
+    assert status(namespace).get("phase") != "Ready"
+    apply("Header always set X-Config two\n")
+    wait(lambda: status(namespace).get("phase") == "Ready" and status(namespace).get("updatedReplicas") == 1,
+         "the fixed config rolled out")
+    wait(lambda: header_once_settled() == "two", "the new config served")
