@@ -81,7 +81,7 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         settings.execution.max_workers = 16
         # A watched object's worker (a task and a queue) lingers this long after its last event
         # (kopf's default 5 s): at thousands of objects created at once, that is the RSS peak.
-        settings.batching.idle_timeout = 1.0
+        settings.queueing.idle_timeout = 1.0
 
     @kopf.on.cleanup(registry=registry)
     def close(**_: Any) -> None:
