@@ -56,6 +56,20 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
     return plain
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's change detection, for on.create/update handlers, deep-copies every object on every
+    event; with only event handlers and indexes there is nothing for it to detect."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def build(settings: Settings, configuration: kubernetes.client.Configuration,
           debounce: float = 0.1, metrics: Metrics | None = None) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
@@ -82,6 +96,7 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         # A watched object's worker (a task and a queue) lingers this long after its last event
         # (kopf's default 5 s): at thousands of objects created at once, that is the RSS peak.
         settings.queueing.idle_timeout = 1.0
+        settings.persistence.diffbase_storage = _NoDiffBase()
 
     @kopf.on.cleanup(registry=registry)
     def close(**_: Any) -> None:
