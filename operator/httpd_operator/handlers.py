@@ -15,6 +15,7 @@ import kubernetes
 from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.kube import Kube
 from httpd_operator.metrics import Metrics
+from httpd_operator.packed import Packed
 from httpd_operator.reconcile import INDEXES, Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
@@ -44,16 +45,9 @@ def _volume(body: kopf.Body) -> dict[str, Any]:
     return volume if isinstance(volume, dict) else {}
 
 
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    """A plain dict of the object as the watch delivered it (kopf's views are not dicts), without
-    metadata.managedFields: on a real server often the largest part, and never read.
-
-    Shallow: kopf never changes a delivered object, and neither does the operator."""
-    plain = dict(body)
-    meta = plain.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        plain["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
-    return plain
+def _packed(body: kopf.Body) -> Packed:
+    """The object as the watch delivered it, packed (see `packed.py`)."""
+    return Packed(body)
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -79,7 +73,7 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     site_resource = (GROUP, VERSION, PLURAL)
 
     def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _plain(body)}
+        return {(namespace, name): _packed(body)}
 
     def remember_indexes(kwargs: dict[str, Any]) -> None:
         for name in INDEXES:
@@ -108,19 +102,19 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
 
     @kopf.index(*site_resource, id="sites", registry=registry)
     def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _plain(body)}
+        return {(namespace, name): _packed(body)}
 
     @kopf.index("persistentvolumeclaims", id="claims", registry=registry)
     def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _plain(body)}
+        return {(namespace, name): _packed(body)}
 
     @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)
     def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _plain(body)}
+        return {(namespace, name): _packed(body)}
 
     @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
     def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _plain(body)}
+        return {(namespace, name): _packed(body)}
 
     @kopf.on.event(*site_resource, id="site", registry=registry)
     async def site_event(type: str | None, body: kopf.Body, namespace: str, name: str, **kwargs: Any) -> None:

@@ -20,6 +20,7 @@ from httpd_operator.diff import is_subset, merge_patch
 from httpd_operator.errors import SpecError
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.metrics import Metrics
+from httpd_operator.packed import Packed
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
 from httpd_operator.render.config import ANNOTATION_CHECKSUM
@@ -66,7 +67,7 @@ class _Sites(Mapping[str, "SiteSpec | SpecError"]):
         self.engine, self.namespace = engine, namespace
 
     def __getitem__(self, name: str) -> SiteSpec | SpecError:
-        body = _first(self.engine.indexes.get("sites"), (self.namespace, name))
+        body = self.engine.actual("HttpdSite", self.namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             raise KeyError(name)
         try:
@@ -181,17 +182,27 @@ class Engine:
 
     # -- observed state ------------------------------------------------------------------------
 
-    def actual(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The newest of what the watch delivered and what our own last write returned."""
-        seen = _first(self.indexes.get(INDEX_OF[kind]), (namespace, name))
-        if seen is not None and (kind, namespace, name, (seen.get("metadata") or {}).get("uid")) in self._gone:
+    def _newest(self, kind: str, namespace: str, name: str) -> Packed | dict[str, Any] | None:
+        """The newer of what the watch delivered (packed) and what our own last write returned."""
+        seen: Packed | None = _first(self.indexes.get(INDEX_OF[kind]), (namespace, name))
+        if seen is not None and (kind, namespace, name, seen.uid) in self._gone:
             seen = None  # deleted by us; the watch has not said so yet
         mine = self.written.get((kind, namespace, name))
-        if mine is not None and (seen is None or _rv(mine) > _rv(seen)):
+        if mine is not None and (seen is None or _rv(mine) > seen.rv):
             return mine
         if mine is not None:
             del self.written[(kind, namespace, name)]  # the watch caught up
-        return dict(seen) if seen is not None else None
+        return seen
+
+    def actual(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The newest of what the watch delivered and what our own last write returned."""
+        newest = self._newest(kind, namespace, name)
+        return newest.unpack() if isinstance(newest, Packed) else newest
+
+    def version(self, kind: str, namespace: str, name: str) -> int:
+        """The resourceVersion `actual` would return (-1: absent), without unpacking it."""
+        newest = self._newest(kind, namespace, name)
+        return newest.rv if isinstance(newest, Packed) else _rv(newest)
 
     def forget(self, kind: str, namespace: str, name: str, uid: str | None) -> None:
         """A child was deleted: drop our copy of it, unless we have already re-created it."""
@@ -211,7 +222,7 @@ class Engine:
         """What a reconcile of a site reads: its spec's generation, its children as last seen."""
         meta = body.get("metadata") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
-        children = tuple(_rv(self.actual(kind, namespace, claim if kind == "PersistentVolumeClaim" else name))
+        children = tuple(self.version(kind, namespace, claim if kind == "PersistentVolumeClaim" else name)
                          for kind in INDEX_OF if kind != "HttpdSite" and (claim or kind != "PersistentVolumeClaim"))
         jobs = tuple(tuple(sorted(j.items())) for j in self.indexes["jobs"].get((namespace, name), ())) \
             if "jobs" in self.indexes else ()
