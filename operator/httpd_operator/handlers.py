@@ -72,7 +72,7 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
                     metrics=metrics)
     site_resource = (GROUP, VERSION, PLURAL)
 
-    def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    async def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _packed(body)}
 
     def remember_indexes(kwargs: dict[str, Any]) -> None:
@@ -101,19 +101,19 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         return connection_info(configuration)
 
     @kopf.index(*site_resource, id="sites", registry=registry)
-    def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    async def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _packed(body)}
 
     @kopf.index("persistentvolumeclaims", id="claims", registry=registry)
-    def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    async def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _packed(body)}
 
     @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)
-    def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    async def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _packed(body)}
 
     @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
-    def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    async def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace, name): _packed(body)}
 
     @kopf.on.event(*site_resource, id="site", registry=registry)
@@ -164,7 +164,7 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         kopf.on.event(*resource, labels=MANAGED, id=kind.lower(), registry=registry)(child_event(kind))
 
     @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="jobs", registry=registry)
-    def jobs(namespace: str, name: str, body: kopf.Body, labels: Any, **_: Any) -> Any:
+    async def jobs(namespace: str, name: str, body: kopf.Body, labels: Any, **_: Any) -> Any:
         """Backup Jobs by site: only what status.backup needs."""
         status = body.get("status") or {}
         state = next((c.get("type") for c in status.get("conditions") or []
