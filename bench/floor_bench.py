@@ -14,7 +14,6 @@ both are printed side by side: seconds to converge, requests per site by verb, r
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import importlib.util
@@ -159,12 +158,8 @@ def report(floor_result: dict[str, Any], operator_result: dict[str, Any]) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sites", type=int, action="append", help="number of sites (repeatable)")
-    parser.add_argument("--idle", type=float, default=2.0, help="idle seconds to watch the operator for writes")
-    parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
     bench = operator_bench()
+    args = bench.arguments(__doc__, idle=2.0)
     for n in args.sites or [100]:
         floor_result = asyncio.run(floor(n, args.concurrency, bench.verb))
         operator_result = asyncio.run(bench.run(n, args.idle, args.concurrency))

@@ -140,12 +140,17 @@ def report(result: dict[str, object]) -> None:
     print(f"operator peak RSS {result['rss_mib']:.0f} MiB, CPU {result['cpu_s']:.1f} s")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str | None, idle: float) -> argparse.Namespace:
+    """The options both benchmarks take."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sites", type=int, action="append", help="number of sites (repeatable)")
-    parser.add_argument("--idle", type=float, default=10.0, help="idle seconds to watch for writes")
+    parser.add_argument("--idle", type=float, default=idle, help="idle seconds to watch the operator for writes")
     parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__, idle=10.0)
     for n in args.sites or [100]:
         report(asyncio.run(run(n, args.idle, args.concurrency)))
 

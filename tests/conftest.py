@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
+from polling import eventually  # noqa: F401 (the tests import it from here)
 
 from httpd_operator.emulator import ApiServer
 from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
@@ -21,21 +22,6 @@ from httpd_operator.settings import Settings
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "crds" / "httpdsites.yaml").read_text())
 SITES = "httpd.dev/v1alpha1/httpdsites"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
-    """Poll `check` until it returns something truthy, or fail at the deadline with its last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: last value {value!r}")
-        await asyncio.sleep(interval)
 
 
 def site(name: str, namespace: str = "ns", **spec: Any) -> dict[str, Any]:

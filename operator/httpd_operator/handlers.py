@@ -45,11 +45,6 @@ def _volume(body: kopf.Body) -> dict[str, Any]:
     return volume if isinstance(volume, dict) else {}
 
 
-def _packed(body: kopf.Body) -> Packed:
-    """The object as the watch delivered it, packed (see `packed.py`)."""
-    return Packed(body)
-
-
 class _NoDiffBase(kopf.DiffBaseStorage):
     """kopf's change detection, for on.create/update handlers, deep-copies every object on every
     event; with only event handlers and indexes there is nothing for it to detect."""
@@ -73,7 +68,8 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     site_resource = (GROUP, VERSION, PLURAL)
 
     async def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _packed(body)}
+        """Every watched site and child, by namespace and name, packed (see `packed.py`)."""
+        return {(namespace, name): Packed(body)}
 
     def remember_indexes(kwargs: dict[str, Any]) -> None:
         for name in INDEXES:
@@ -100,21 +96,10 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(configuration)
 
-    @kopf.index(*site_resource, id="sites", registry=registry)
-    async def sites(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _packed(body)}
-
-    @kopf.index("persistentvolumeclaims", id="claims", registry=registry)
-    async def claims(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _packed(body)}
-
-    @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)
-    async def deployments(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _packed(body)}
-
-    @kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)
-    async def services(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(namespace, name): _packed(body)}
+    kopf.index(*site_resource, id="sites", registry=registry)(by_name)
+    kopf.index("persistentvolumeclaims", id="claims", registry=registry)(by_name)
+    kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)(by_name)
+    kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)(by_name)
 
     @kopf.on.event(*site_resource, id="site", registry=registry)
     async def site_event(type: str | None, body: kopf.Body, namespace: str, name: str, **kwargs: Any) -> None:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from httpd_operator.errors import SpecError
+from httpd_operator.fields import get as _get
+from httpd_operator.fields import ranged as _int
 from httpd_operator.names import DNS1123 as _DNS1123
 from httpd_operator.names import NAME as _NAME
 from httpd_operator.names import qualified_name as _qualified_name
@@ -100,28 +102,6 @@ class SiteSpec:
     ingress: Ingress | None = None
     backup: Backup | None = None
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
-
-
-def _get(obj: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = obj.get(key, default)
-    if value is None:
-        return default
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise SpecError(f"{path}.{key}", f"must be {_article(want)}, got {type(value).__name__}")
-    return value
-
-
-def _article(word: str) -> str:
-    return {"int": "an integer", "str": "a string", "dict": "an object", "list": "a list",
-            "bool": "a boolean"}.get(word, f"a {word}")
-
-
-def _int(obj: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int) -> int:
-    value = _get(obj, key, path, int, default)
-    if not lo <= value <= hi:
-        raise SpecError(f"{path}.{key}", f"must be between {lo} and {hi}, got {value}")
-    return value
 
 
 def _enum(obj: Mapping[str, Any], key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from httpd_operator.errors import SpecError
+from httpd_operator.fields import get, ranged
 from httpd_operator.names import DNS1123 as _DNS1123
 from httpd_operator.names import qualified_name
 
@@ -90,34 +91,8 @@ class MetricsSpec:
     port: int = 9117
 
 
-def _obj(spec: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
-    value = spec.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise SpecError(f"{path}.{key}", f"must be an object, got {type(value).__name__}")
-    return value
-
-
-def _typed(obj: Mapping[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
-    value = obj.get(key, default)
-    if value is None:
-        return default
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise SpecError(f"{path}.{key}", f"must be {'an integer' if kind is int else 'a ' + kind.__name__}, "
-                        f"got {type(value).__name__}")
-    return value
-
-
-def _ranged(obj: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int) -> int:
-    value = _typed(obj, key, path, int, default)
-    if not lo <= value <= hi:
-        raise SpecError(f"{path}.{key}", f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
 def _dns_name(obj: Mapping[str, Any], key: str, path: str, required: bool = False) -> str | None:
-    value = _typed(obj, key, path, str, None)
+    value = get(obj, key, path, str, None)
     if value is None and not required:
         return None
     if not value or len(value) > 253 or not _DNS1123.match(value):
@@ -126,16 +101,16 @@ def _dns_name(obj: Mapping[str, Any], key: str, path: str, required: bool = Fals
 
 
 def parse_httpd(spec: Mapping[str, Any]) -> HttpdConfig:
-    raw = _obj(spec, "httpd", "spec")
+    raw = get(spec, "httpd", "spec", dict, None)
     if raw is None:
         return HttpdConfig()
     path = "spec.httpd"
-    config = _typed(raw, "config", path, str, "")
+    config = get(raw, "config", path, str, "")
     if len(config.encode()) > MAX_CONFIG:
         raise SpecError(f"{path}.config", f"must be at most {MAX_CONFIG // 1024} KiB, got {len(config.encode())} bytes")
     if "\x00" in config:
         raise SpecError(f"{path}.config", "must not contain NUL characters")
-    modules = _typed(raw, "modules", path, list, [])
+    modules = get(raw, "modules", path, list, [])
     if len(modules) > MAX_MODULES:
         raise SpecError(f"{path}.modules", f"must list at most {MAX_MODULES} modules, got {len(modules)}")
     names: list[str] = []
@@ -151,61 +126,62 @@ def parse_httpd(spec: Mapping[str, Any]) -> HttpdConfig:
     return HttpdConfig(config=config, modules=tuple(names))
 
 
-def _probe(raw: Mapping[str, Any] | None, path: str, default: Probe) -> Probe:
+def _probe(probes: Mapping[str, Any], which: str, default: Probe) -> Probe:
+    path = f"spec.probes.{which}"
+    raw = get(probes, which, "spec.probes", dict, None)
     if raw is None:
         return default
-    probe_path = _typed(raw, "path", path, str, default.path)
+    probe_path = get(raw, "path", path, str, default.path)
     if not _URL_PATH.match(probe_path) or len(probe_path) > 1024:
         raise SpecError(f"{path}.path", f"must be an absolute URL path, got {probe_path!r}")
     return Probe(
         path=probe_path,
-        initial_delay_seconds=_ranged(raw, "initialDelaySeconds", path, default.initial_delay_seconds, 0, 3600),
-        period_seconds=_ranged(raw, "periodSeconds", path, default.period_seconds, 1, 3600),
-        timeout_seconds=_ranged(raw, "timeoutSeconds", path, default.timeout_seconds, 1, 3600),
-        failure_threshold=_ranged(raw, "failureThreshold", path, default.failure_threshold, 1, 1000),
+        initial_delay_seconds=ranged(raw, "initialDelaySeconds", path, default.initial_delay_seconds, 0, 3600),
+        period_seconds=ranged(raw, "periodSeconds", path, default.period_seconds, 1, 3600),
+        timeout_seconds=ranged(raw, "timeoutSeconds", path, default.timeout_seconds, 1, 3600),
+        failure_threshold=ranged(raw, "failureThreshold", path, default.failure_threshold, 1, 1000),
     )
 
 
 def parse_probes(spec: Mapping[str, Any]) -> Probes:
-    raw = _obj(spec, "probes", "spec")
+    raw = get(spec, "probes", "spec", dict, None)
     if raw is None:
         return Probes()
     defaults = Probes()
-    return Probes(readiness=_probe(_obj(raw, "readiness", "spec.probes"), "spec.probes.readiness",
-                                   defaults.readiness),
-                  liveness=_probe(_obj(raw, "liveness", "spec.probes"), "spec.probes.liveness", defaults.liveness))
+    return Probes(readiness=_probe(raw, "readiness", defaults.readiness),
+                  liveness=_probe(raw, "liveness", defaults.liveness))
 
 
 def parse_autoscaling(spec: Mapping[str, Any]) -> Autoscaling | None:
-    raw = _obj(spec, "autoscaling", "spec")
+    raw = get(spec, "autoscaling", "spec", dict, None)
     if raw is None:
         return None
     path = "spec.autoscaling"
-    low = _ranged(raw, "minReplicas", path, 1, 1, 1000)
+    low = ranged(raw, "minReplicas", path, 1, 1, 1000)
     if raw.get("maxReplicas") is None:
         raise SpecError(f"{path}.maxReplicas", "is required: the most pods the autoscaler may run")
-    high = _ranged(raw, "maxReplicas", path, 1, 1, 1000)
+    high = ranged(raw, "maxReplicas", path, 1, 1, 1000)
     if high < low:
         raise SpecError(f"{path}.maxReplicas", f"must be at least minReplicas ({low}), got {high}")
     return Autoscaling(min_replicas=low, max_replicas=high,
-                       target_cpu=_ranged(raw, "targetCPUUtilizationPercentage", path, 80, 1, 100))
+                       target_cpu=ranged(raw, "targetCPUUtilizationPercentage", path, 80, 1, 100))
 
 
 def parse_ingress(spec: Mapping[str, Any]) -> Ingress | None:
-    raw = _obj(spec, "ingress", "spec")
+    raw = get(spec, "ingress", "spec", dict, None)
     if raw is None:
         return None
     path = "spec.ingress"
-    host = _typed(raw, "host", path, str, None)
+    host = get(raw, "host", path, str, None)
     if host is not None and (len(host) > 253 or not _WILDCARD_HOST.match(host)):
         raise SpecError(f"{path}.host", f"must be a DNS name (lower case, optionally '*.' first), got {host!r}")
-    url_path = _typed(raw, "path", path, str, "/")
+    url_path = get(raw, "path", path, str, "/")
     if not _URL_PATH.match(url_path) or len(url_path) > 1024:
         raise SpecError(f"{path}.path", f"must be an absolute URL path, got {url_path!r}")
-    path_type = _typed(raw, "pathType", path, str, "Prefix")
+    path_type = get(raw, "pathType", path, str, "Prefix")
     if path_type not in ("Prefix", "Exact", "ImplementationSpecific"):
         raise SpecError(f"{path}.pathType", f"must be Prefix, Exact or ImplementationSpecific, got {path_type!r}")
-    annotations = _typed(raw, "annotations", path, dict, {})
+    annotations = get(raw, "annotations", path, dict, {})
     for key, value in annotations.items():
         if not isinstance(value, str):
             raise SpecError(f"{path}.annotations.{key}", f"must be a string, got {type(value).__name__}")
@@ -226,24 +202,24 @@ def _schedule(value: str, path: str) -> str:
 
 
 def parse_backup(spec: Mapping[str, Any], own_claim: str | None) -> Backup | None:
-    raw = _obj(spec, "backup", "spec")
+    raw = get(spec, "backup", "spec", dict, None)
     if raw is None:
         return None
     path = "spec.backup"
-    target = _obj(raw, "target", path)
+    target = get(raw, "target", path, dict, None)
     if target is None:
         raise SpecError(f"{path}.target", "is required: the claim (target.claimName) the archives are written to")
     claim = _dns_name(target, "claimName", f"{path}.target", required=True) or ""
     if claim == own_claim:
         raise SpecError(f"{path}.target.claimName", f"{claim} is the site's own volume: a backup must live "
                         "on other storage")
-    return Backup(schedule=_schedule(_typed(raw, "schedule", path, str, "@daily"), f"{path}.schedule"),
-                  keep=_ranged(raw, "keep", path, 7, 1, 1000), claim_name=claim,
-                  suspend=_typed(raw, "suspend", path, bool, False))
+    return Backup(schedule=_schedule(get(raw, "schedule", path, str, "@daily"), f"{path}.schedule"),
+                  keep=ranged(raw, "keep", path, 7, 1, 1000), claim_name=claim,
+                  suspend=get(raw, "suspend", path, bool, False))
 
 
 def parse_restore(volume: Mapping[str, Any] | None, volume_type: str, read_only: bool) -> Restore | None:
-    raw = _obj(volume or {}, "restoreFrom", "spec.volume")
+    raw = get(volume or {}, "restoreFrom", "spec.volume", dict, None)
     if raw is None:
         return None
     path = "spec.volume.restoreFrom"
@@ -252,7 +228,7 @@ def parse_restore(volume: Mapping[str, Any] | None, volume_type: str, read_only:
     if read_only:
         raise SpecError(path, "cannot restore into a read-only volume")
     claim = _dns_name(raw, "claimName", path, required=True) or ""
-    archive = _typed(raw, "archive", path, str, "")
+    archive = get(raw, "archive", path, str, "")
     if not _ARCHIVE.match(archive) or ".." in archive.split("/") or posixpath.normpath(archive) != archive:
         raise SpecError(f"{path}.archive", "must name a .tar, .tar.gz or .tgz file in the claim (at most one "
                         f"directory, no '..'), got {archive!r}")
@@ -260,10 +236,10 @@ def parse_restore(volume: Mapping[str, Any] | None, volume_type: str, read_only:
 
 
 def parse_metrics(spec: Mapping[str, Any], http_port: int) -> MetricsSpec:
-    raw = _obj(spec, "metrics", "spec")
+    raw = get(spec, "metrics", "spec", dict, None)
     if raw is None:
         return MetricsSpec()
-    port = _ranged(raw, "port", "spec.metrics", 9117, 1024, 65535)
+    port = ranged(raw, "port", "spec.metrics", 9117, 1024, 65535)
     if port == http_port:
         raise SpecError("spec.metrics.port", f"must differ from spec.port ({http_port})")
-    return MetricsSpec(enabled=_typed(raw, "enabled", "spec.metrics", bool, False), port=port)
+    return MetricsSpec(enabled=get(raw, "enabled", "spec.metrics", bool, False), port=port)

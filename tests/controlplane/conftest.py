@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_until
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -237,17 +238,12 @@ class AuditLog:
     ) -> list[dict[str, Any]]:
         """Poll until at least ``count`` entries match (an entry can be written just after the
         response reaches the client); returns the matches or raises AssertionError."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def enough() -> list[dict[str, Any]]:
             found = self.entries(**filters)
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"audit log {self.path}: {len(found)} entries match {filters}, "
-                    f"expected at least {count} within {timeout} s"
-                )
-            time.sleep(0.1)
+            return found if len(found) >= count else []
+
+        return wait_until(enough, timeout, f"{count} entries of audit log {self.path} matching {filters}",
+                          interval=0.1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,43 +312,28 @@ class ControlPlane:
         return wait_until(token, timeout, f"the token Secret of ServiceAccount {namespace}/{name}")
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.2) -> Any:
-    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
+def _run_or_unavailable(command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`hack/control-plane COMMAND`, or a skip (an error in CI) saying why it did not work."""
+    try:
+        proc = _run([command], timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        _unavailable(f"hack/control-plane {command} could not run: {e}")
+    if proc.returncode != 0:
+        _unavailable(f"hack/control-plane {command} failed (exit {proc.returncode}):\n{_tail(proc.stderr)}")
+    return proc
 
 
 @pytest.fixture(scope="session")
 def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     built, reason = request.config.stash.get(_BUILD_RESULT, (None, ""))
     if built is None:  # the build hook did not run (fixture used from outside this directory?)
-        try:
-            proc = _run(["build"], timeout=BUILD_TIMEOUT)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            _unavailable(f"hack/control-plane build could not run: {e}")
-        if proc.returncode != 0:
-            _unavailable(f"hack/control-plane build failed (exit {proc.returncode}): "
-                         f"{_tail(proc.stderr, 5)}")
+        _run_or_unavailable("build", BUILD_TIMEOUT)
     elif not built:
         _unavailable(reason)
 
     status = _run(["status"], timeout=60)
     was_running = status.returncode == 0
-    try:
-        proc = _run(["start"], timeout=START_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        _unavailable(f"hack/control-plane start could not run: {e}")
-    if proc.returncode != 0:
-        _unavailable(f"hack/control-plane start failed (exit {proc.returncode}):\n"
-                     f"{_tail(proc.stderr)}")
+    proc = _run_or_unavailable("start", START_TIMEOUT)
     lines = proc.stdout.strip().splitlines()
     if not lines:
         _unavailable(f"hack/control-plane start printed no kubeconfig path:\n{_tail(proc.stderr)}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from polling import eventually
 
 from httpd_operator.emulator import ApiServer
 from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
@@ -28,15 +29,7 @@ SETTLED_PHASE = {"emulator": "Ready", "real": "Progressing"}  # no pods run on t
 
 
 async def poll(check: Any, timeout: float, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
-        await asyncio.sleep(0.1)
+    return await eventually(check, timeout, interval=0.1, what=what)
 
 
 def site(name: str, **spec: Any) -> dict[str, Any]:

@@ -16,13 +16,13 @@ import os
 import pathlib
 import re
 import subprocess
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from polling import wait_until
 
 from httpd_operator.kube import ApiError, Kube, load_configuration
 from httpd_operator.runner import OperatorThread
@@ -47,14 +47,7 @@ def kubectl(*args: str, check: bool = True, timeout: float = 120, input: str | N
 
 
 def wait(check: Any, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
-        time.sleep(1)
+    return wait_until(check, timeout, what, interval=1)
 
 
 @pytest.fixture(scope="module")

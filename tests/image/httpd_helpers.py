@@ -10,11 +10,11 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "images" / "httpd"
@@ -63,16 +63,7 @@ def free_port() -> int:
 
 def wait_for(what: str, check: Callable[[], object], deadline_s: float = 30.0,
              interval_s: float = 0.05) -> object:
-    """Poll ``check`` until it returns something truthy; fail after the deadline.
-    (The sleep only paces the polling; the outcome depends on the condition.)"""
-    end = time.monotonic() + deadline_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline_s} s waiting for {what}")
-        time.sleep(interval_s)
+    return wait_until(check, deadline_s, what, interval_s)
 
 
 def http_get(host: str, port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
