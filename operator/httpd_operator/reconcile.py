@@ -115,6 +115,8 @@ class Engine:
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     metrics: Metrics | None = None
     protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
+    # Claims this run created: their volumes are new, so Retain is set without reading them first.
+    created_claims: set[tuple[str, str]] = field(default_factory=set)
     refused: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)  # patches refused
     rejected: dict[SiteKey, tuple[int, SpecError]] = field(default_factory=dict)  # by generation
     archives: dict[tuple[str, str], tuple[str, int] | None] = field(default_factory=dict)  # backup Job -> archive
@@ -317,6 +319,8 @@ class Engine:
         if have is None:
             try:
                 self._remember(await self.kube.create(want))
+                if kind == "PersistentVolumeClaim":
+                    self.created_claims.add((meta["namespace"], meta["name"]))
                 changed.append(f"created {kind} {meta['name']}")
                 return None
             except ApiError as exc:
@@ -394,8 +398,9 @@ class Engine:
     async def _protect_volume(self, rendered: Rendered) -> None:
         """Retain claims: make the bound PersistentVolume outlive a claim deleted by hand too.
 
-        Dynamically provisioned volumes default to Delete. Checked once per volume and operator
-        run (one GET), patched only when needed, so a converged cluster sees no writes.
+        Dynamically provisioned volumes default to Delete. A volume provisioned for a claim this
+        run created is patched straight away (the patch is idempotent); any other is read first
+        and patched only when needed, so a restarted operator on a converged cluster writes nothing.
         """
         site = rendered.site
         if not self.settings.protect_volumes or site.volume.type != "Managed" or \
@@ -407,10 +412,17 @@ class Engine:
         volume = (claim.get("spec") or {}).get("volumeName")
         if not volume or volume in self.protected:
             return
-        pv = await self.kube.get("PersistentVolume", None, volume)
-        if pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
-            await self.kube.patch("PersistentVolume", None, volume,
-                                  {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+        fresh = (site.namespace, rendered.volume.claim) in self.created_claims
+        pv = None if fresh else await self.kube.get("PersistentVolume", None, volume)
+        if fresh or pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
+            try:
+                await self.kube.patch("PersistentVolume", None, volume,
+                                      {"spec": {"persistentVolumeReclaimPolicy": "Retain"}})
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                return  # gone already (a static volume deleted by hand): nothing left to protect
+            self.created_claims.discard((site.namespace, rendered.volume.claim or ""))
             logger.info("site %s/%s: set PersistentVolume %s's reclaim policy to Retain",
                         site.namespace, site.name, volume)
         self.protected.add(volume)
