@@ -8,11 +8,11 @@ import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import kubernetes
 import pytest
 import yaml
 from polling import eventually  # noqa: F401 (the tests import it from here)
 
+from httpd_operator.connection import Cluster
 from httpd_operator.emulator import ApiServer
 from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
 from httpd_operator.kube import load_configuration
@@ -35,7 +35,7 @@ class Api:
     def __init__(self, server: ApiServer, url: str, kubeconfig: pathlib.Path) -> None:
         self.server, self.url, self.kubeconfig = server, url, kubeconfig
 
-    def configuration(self) -> kubernetes.client.Configuration:
+    def configuration(self) -> Cluster:
         return load_configuration(str(self.kubeconfig))
 
     async def request(self, method: str, path: str, body: Any = None,

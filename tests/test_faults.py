@@ -23,7 +23,7 @@ SERVICES = "v1/services"
 def ours(request: Any) -> bool:
     """Requests of the operator (its client and kopf), not of the test."""
     agent = request.headers.get("User-Agent", "")
-    return "OpenAPI-Generator" in agent or "kopf" in agent
+    return agent.startswith("httpd-operator/") or "kopf" in agent
 
 
 def converged(api: Api, names: list[str], replicas: int = 1) -> bool:

@@ -6,9 +6,9 @@ import http.server
 import threading
 from collections.abc import Iterator
 
-import kubernetes
 import pytest
 
+from httpd_operator.connection import Cluster
 from httpd_operator.kube import ApiError, Kube, discover_versions
 
 
@@ -36,11 +36,7 @@ def kube() -> Iterator[Kube]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    config = kubernetes.client.Configuration()
-    config.host = f"http://127.0.0.1:{server.server_address[1]}"
-    client = Kube(config, timeout=5)
-    yield client
-    client.close()
+    yield Kube(Cluster(server=f"http://127.0.0.1:{server.server_address[1]}"), timeout=5)
     server.shutdown()
 
 

@@ -29,7 +29,7 @@ def used(requests: list[Any]) -> set[tuple[str, str, str]]:
     out = set()
     for r in requests:
         agent = r.headers.get("User-Agent", "")
-        if not ("kopf" in agent or "OpenAPI-Generator" in agent) or r.resource is None or not r.resource.plural:
+        if not ("kopf" in agent or agent.startswith("httpd-operator/")) or r.resource is None or not r.resource.plural:
             continue  # the test's own requests, and discovery
         method = r.method.value
         if method == "GET":

@@ -7,42 +7,38 @@ from __future__ import annotations
 import datetime
 import sys
 
-import kubernetes
-
+from httpd_operator.connection import Cluster
 from httpd_operator.kube import ApiError, Kube, discover_versions
 
 
-def backup_now(configuration: kubernetes.client.Configuration, namespace: str, site: str,
+def backup_now(configuration: Cluster, namespace: str, site: str,
                now: datetime.datetime | None = None) -> int:
     kube = Kube(configuration)
+    version = dict(discover_versions(kube))["CronJob"]
     try:
-        version = dict(discover_versions(kube))["CronJob"]
-        try:
-            cron = kube._call("GET", f"/apis/{version}/namespaces/{namespace}/cronjobs/{site}")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            print(f"site {namespace}/{site} has no backup CronJob: set spec.backup.target.claimName first",
-                  file=sys.stderr)
-            return 1
-        stamp = (now or datetime.datetime.now(tz=datetime.UTC)).strftime("%Y%m%d%H%M%S")
-        template = cron["spec"]["jobTemplate"]
-        job = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {
-                "name": f"{site}-manual-{stamp}"[:63].rstrip("-"),
-                "namespace": namespace,
-                "labels": dict((template.get("metadata") or {}).get("labels") or {}),
-                "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
-                "ownerReferences": [{"apiVersion": version, "kind": "CronJob", "name": site,
-                                     "uid": cron["metadata"]["uid"], "controller": True}],
-            },
-            "spec": template["spec"],
-        }
-        created = kube._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
-    finally:
-        kube.close()
+        cron = kube._call("GET", f"/apis/{version}/namespaces/{namespace}/cronjobs/{site}")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        print(f"site {namespace}/{site} has no backup CronJob: set spec.backup.target.claimName first",
+              file=sys.stderr)
+        return 1
+    stamp = (now or datetime.datetime.now(tz=datetime.UTC)).strftime("%Y%m%d%H%M%S")
+    template = cron["spec"]["jobTemplate"]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": f"{site}-manual-{stamp}"[:63].rstrip("-"),
+            "namespace": namespace,
+            "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [{"apiVersion": version, "kind": "CronJob", "name": site,
+                                 "uid": cron["metadata"]["uid"], "controller": True}],
+        },
+        "spec": template["spec"],
+    }
+    created = kube._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
     name = created["metadata"]["name"]
     print(f"job.batch/{name} created; follow it with: kubectl -n {namespace} logs -f job/{name}")
     return 0

@@ -10,9 +10,9 @@ import logging
 from typing import Any
 
 import kopf
-import kubernetes
 
 from httpd_operator import GROUP, PLURAL, VERSION
+from httpd_operator.connection import Cluster
 from httpd_operator.kube import Kube
 from httpd_operator.metrics import Metrics
 from httpd_operator.packed import Packed
@@ -21,22 +21,6 @@ from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED
 from httpd_operator.settings import Settings
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
-
-
-def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
-    """kopf's credentials from the same configuration the client uses (one source of truth)."""
-    auth = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
-    scheme, token = (auth.split(" ", 1) if auth and " " in auth else ("Bearer", auth))
-    return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        scheme=scheme if token else None,
-        token=token,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
-        default_namespace="default",
-    )
 
 
 def _volume(body: kopf.Body) -> dict[str, Any]:
@@ -59,11 +43,11 @@ class _NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def build(settings: Settings, configuration: kubernetes.client.Configuration,
+def build(settings: Settings, cluster: Cluster,
           debounce: float = 0.1, metrics: Metrics | None = None) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
     registry = kopf.OperatorRegistry()
-    engine = Engine(settings=settings, kube=Kube(configuration, settings.request_timeout), debounce=debounce,
+    engine = Engine(settings=settings, kube=Kube(cluster, settings.request_timeout), debounce=debounce,
                     metrics=metrics)
     site_resource = (GROUP, VERSION, PLURAL)
 
@@ -89,12 +73,12 @@ def build(settings: Settings, configuration: kubernetes.client.Configuration,
         settings.persistence.diffbase_storage = _NoDiffBase()
 
     @kopf.on.cleanup(registry=registry)
-    def close(**_: Any) -> None:
-        engine.kube.close()
+    async def close(**_: Any) -> None:
+        await engine.kube.aclose()
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return connection_info(configuration)
+        return cluster.connection_info()  # type: ignore[no-any-return]
 
     kopf.index(*site_resource, id="sites", registry=registry)(by_name)
     kopf.index("persistentvolumeclaims", id="claims", registry=registry)(by_name)

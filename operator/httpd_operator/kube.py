@@ -1,20 +1,27 @@
 """A thin, generic Kubernetes client: paths from kinds, JSON in and out, errors as values.
 
-It rides on the official `kubernetes` client for configuration (kubeconfig, in-cluster, tokens,
-TLS) and runs its blocking calls in threads, so kopf's event loop keeps serving watches.
+Two transports over one set of rules: `call` (aiohttp, pooled connections, on the operator's
+event loop: no thread per request) and `_call` (the standard library, blocking: start-up discovery
+and the one-shot CLI commands).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
+import aiohttp
 
-from httpd_operator import GROUP, PLURAL, VERSION
+from httpd_operator import GROUP, PLURAL, VERSION, __version__
+from httpd_operator.connection import Cluster, load_cluster
+
+USER_AGENT = f"httpd-operator/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -75,45 +82,74 @@ def path(kind: str, namespace: str | None = None, name: str | None = None, sub: 
 
 
 class Kube:
-    """Blocking calls through `kubernetes.client.ApiClient`, offered as coroutines."""
+    """Requests to one cluster, answered as parsed JSON or raised as `ApiError`."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, timeout: float = 30.0) -> None:
-        self.configuration = configuration
+    def __init__(self, cluster: Cluster, timeout: float = 30.0, pool: int = 32) -> None:
+        self.cluster = cluster
         self.timeout = timeout  # seconds for one request; a hung server is then retried like a 503
-        self.api = kubernetes.client.ApiClient(configuration)
+        self.pool = pool
+        self._ssl: ssl.SSLContext | None = None
+        self._session: aiohttp.ClientSession | None = None
 
-    def close(self) -> None:
-        self.api.close()
+    def _tls(self) -> ssl.SSLContext | None:
+        if self._ssl is None:
+            self._ssl = self.cluster.ssl_context()
+        return self._ssl
+
+    def _request(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
+                 ) -> tuple[str, bytes | None, dict[str, str]]:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        auth = self.cluster.authorization()
+        if auth:
+            headers["Authorization"] = auth
+        full = self.cluster.server + url + (f"?{urllib.parse.urlencode(dict(query))}" if query else "")
+        return full, (json.dumps(body).encode() if body is not None else None), headers
+
+    def _answer(self, status: int, reason: str, raw: bytes, retry_after: str | None) -> Any:
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:  # e.g. "404 page not found" as text, for a group the server lacks
+            data = None
+        if status >= 400:
+            if status == 401:
+                self.cluster.expire()  # a rotated token: the retry reads the new one
+            message = data.get("message") if isinstance(data, dict) else None
+            raise ApiError(status, message or reason, float(retry_after) if retry_after else None)
+        return data
 
     def _call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
               query: Mapping[str, str] | None = None) -> Any:
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
+        """Blocking: for start-up discovery and the CLI's one-shot commands."""
+        full, data, headers = self._request(url, body, content_type, query)
+        request = urllib.request.Request(full, data=data, headers=headers, method=method)
         try:
-            method, full_url, headers, body, _ = self.api.param_serialize(
-                method, url, query_params=list((query or {}).items()), header_params=headers,
-                body=body, auth_settings=["BearerToken"])
-            response = self.api.call_api(method, full_url, header_params=headers, body=body,
-                                         _request_timeout=self.timeout)
-            response.read()
-        except kubernetes.client.ApiException as exc:
-            raise ApiError(exc.status or 0, exc.reason or str(exc)) from None
-        except Exception as exc:  # connection refused, reset, timeout: retried like a 503
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self._tls()) as response:
+                return self._answer(response.status, response.reason, response.read(), None)
+        except urllib.error.HTTPError as exc:
+            return self._answer(exc.code, exc.reason, exc.read(), exc.headers.get("Retry-After"))
+        except (OSError, ValueError) as exc:  # refused, reset, timeout: retried like a 503
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
-        try:
-            data = json.loads(response.data) if response.data else None
-        except ValueError:  # e.g. "404 page not found" as text, for a group the server lacks
-            data = None
-        if response.status >= 400:
-            message = data.get("message") if isinstance(data, dict) else None
-            retry = response.getheader("Retry-After")
-            raise ApiError(response.status, message or str(response.reason), float(retry) if retry else None)
-        return data
 
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
                    query: Mapping[str, str] | None = None) -> Any:
-        return await asyncio.to_thread(self._call, method, url, body, content_type, query)
+        full, data, headers = self._request(url, body, content_type, query)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.pool, ssl=self._tls() or False),
+                timeout=aiohttp.ClientTimeout(total=self.timeout))
+        try:
+            async with self._session.request(method, full, data=data, headers=headers) as response:
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # retried like a 503
+            raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
+        return self._answer(response.status, response.reason or "", raw, response.headers.get("Retry-After"))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def get(self, kind: str, namespace: str | None, name: str,
                   api_version: str | None = None) -> dict[str, Any] | None:
@@ -178,16 +214,6 @@ def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def load_configuration(kubeconfig: str | None = None, context: str | None = None
-                       ) -> kubernetes.client.Configuration:
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
     """The cluster to talk to: a kubeconfig if given or found, else the in-cluster service account."""
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_kube_config(config_file=kubeconfig, context=context,
-                                           client_configuration=configuration)
-    except kubernetes.config.ConfigException:
-        if kubeconfig:
-            raise
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-    configuration.connection_pool_maxsize = 32
-    return configuration
+    return load_cluster(kubeconfig, context)

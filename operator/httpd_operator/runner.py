@@ -9,8 +9,8 @@ import threading
 from collections.abc import Sequence
 
 import kopf
-import kubernetes
 
+from httpd_operator.connection import Cluster
 from httpd_operator.handlers import build
 from httpd_operator.kube import Kube, discover_versions
 from httpd_operator.metrics import Metrics
@@ -18,7 +18,7 @@ from httpd_operator.reconcile import Engine
 from httpd_operator.settings import Settings
 
 
-def run(settings: Settings, configuration: kubernetes.client.Configuration,
+def run(settings: Settings, configuration: Cluster,
         namespaces: Sequence[str] = (), liveness: str | None = None,
         stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
         loop: asyncio.AbstractEventLoop | None = None, debounce: float = 0.1,
@@ -48,13 +48,9 @@ def serve(registry: kopf.OperatorRegistry, namespaces: Sequence[str] = (), *, li
         liveness_endpoint=liveness, stop_flag=stop_flag, ready_flag=ready_flag)
 
 
-def with_discovered_versions(settings: Settings, configuration: kubernetes.client.Configuration) -> Settings:
+def with_discovered_versions(settings: Settings, configuration: Cluster) -> Settings:
     """The settings, with the API versions the server serves (PodDisruptionBudget: policy/v1 or v1beta1)."""
-    kube = Kube(configuration)
-    try:
-        return dataclasses.replace(settings, api_versions=discover_versions(kube))
-    finally:
-        kube.close()
+    return dataclasses.replace(settings, api_versions=discover_versions(Kube(configuration)))
 
 
 class OperatorThread:
@@ -64,7 +60,7 @@ class OperatorThread:
     here, exactly as it would in its own process.
     """
 
-    def __init__(self, settings: Settings, configuration: kubernetes.client.Configuration,
+    def __init__(self, settings: Settings, configuration: Cluster,
                  namespaces: Sequence[str] = (), debounce: float = 0.02, peering: str | None = None,
                  priority: int | None = None) -> None:
         self.stop_flag = threading.Event()

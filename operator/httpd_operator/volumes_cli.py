@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import kubernetes
-
+from httpd_operator.connection import Cluster
 from httpd_operator.kube import Kube
 from httpd_operator.render.meta import LABEL_MANAGED_BY, LABEL_SITE, MANAGED_BY
 
@@ -28,7 +27,7 @@ def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str,
     return claims, used
 
 
-def list_volumes(configuration: kubernetes.client.Configuration, namespace: str | None) -> int:
+def list_volumes(configuration: Cluster, namespace: str | None) -> int:
     kube = Kube(configuration)
     claims, used = _claims_and_users(kube, namespace)
     print(f"{'NAMESPACE':<16} {'CLAIM':<32} {'SITE':<20} {'SIZE':<8} {'PHASE':<8} IN USE")
@@ -42,7 +41,7 @@ def list_volumes(configuration: kubernetes.client.Configuration, namespace: str 
     return 0
 
 
-def prune_volumes(configuration: kubernetes.client.Configuration, namespace: str | None,
+def prune_volumes(configuration: Cluster, namespace: str | None,
                   assume_yes: bool = False) -> int:
     """Delete retained claims no site uses, after showing them and asking (unless --yes)."""
     kube = Kube(configuration)

@@ -13,9 +13,9 @@ import pathlib
 import subprocess
 from typing import Any
 
-import kubernetes
 import yaml
 
+from httpd_operator.connection import Cluster
 from httpd_operator.kube import ApiError, Kube, load_configuration
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings
@@ -47,7 +47,7 @@ class Backend:
     pods_run = False   # neither backend runs pods: on the real one they stay Pending (no kubelet)
     timeout = 20.0
 
-    def __init__(self, namespace: str, admin: Kube, operator_config: kubernetes.client.Configuration) -> None:
+    def __init__(self, namespace: str, admin: Kube, operator_config: Cluster) -> None:
         self.namespace, self.admin, self.operator_config = namespace, admin, operator_config
         self.operator: OperatorThread | None = None
 
@@ -121,7 +121,7 @@ class Backend:
 class EmulatedBackend(Backend):
     name = "emulator"
 
-    def __init__(self, server: Any, namespace: str, admin: Kube, config: kubernetes.client.Configuration) -> None:
+    def __init__(self, server: Any, namespace: str, admin: Kube, config: Cluster) -> None:
         super().__init__(namespace, admin, config)
         self.server = server
 
@@ -131,7 +131,7 @@ class EmulatedBackend(Backend):
     def operator_writes(self, since: int) -> list[str]:
         return [f"{r.method.value} {r.url.path}" for r in self.server._requests[since:]
                 if r.method.value in ("POST", "PUT", "PATCH", "DELETE")
-                and "OpenAPI-Generator" in r.headers.get("User-Agent", "")]
+                and r.headers.get("User-Agent", "").startswith("httpd-operator/")]
 
 
 class RealBackend(Backend):
@@ -142,7 +142,7 @@ class RealBackend(Backend):
     batch = "batch/v1beta1"  # and CronJob only in batch/v1beta1
 
     def __init__(self, control_plane: Any, namespace: str, admin: Kube,
-                 config: kubernetes.client.Configuration) -> None:
+                 config: Cluster) -> None:
         super().__init__(namespace, admin, config)
         self.audit = control_plane.audit_log
 
@@ -155,7 +155,7 @@ class RealBackend(Backend):
                 and (e.get("objectRef") or {}).get("namespace") in (self.namespace, None)]
 
 
-def operator_identity(control_plane: Any, api_client: Any, folder: pathlib.Path) -> kubernetes.client.Configuration:
+def operator_identity(control_plane: Any, api_client: Any, folder: pathlib.Path) -> Cluster:
     """Install the shipped RBAC and return a configuration authenticating as the operator's
     ServiceAccount (its token from the Secret Kubernetes 1.20 makes for it)."""
     files = [ROOT / "manifests" / "base" / "namespace.yaml", ROOT / "manifests" / "base" / "rbac.yaml",

@@ -57,7 +57,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Asy
                 yield backend
             finally:
                 await backend.stop_operator()
-                admin.close()
+                await admin.aclose()
     else:
         control_plane = request.getfixturevalue("control_plane")
         api_client = request.getfixturevalue("api_client")
@@ -69,7 +69,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Asy
             yield backend
         finally:
             await backend.stop_operator()
-            admin.close()
+            await admin.aclose()
 
 
 async def settled(b: Backend, name: str, replicas: int | None = None) -> dict[str, Any] | None:

@@ -1,0 +1,198 @@
+"""Where the cluster is and how to prove who we are: a kubeconfig, or the pod's service account.
+
+Read here rather than with the `kubernetes` package: the long-running operator never imports it
+(22 MiB of generated models that it does not use; see `cli.py`). Supported: tokens (inline, file,
+service account; files re-read as the kubelet rotates them), client certificates (files or
+inline data), basic auth, CA files or data, insecure-skip-tls-verify, and exec credential plugins
+(EKS, GKE, OIDC helpers) whose token is cached until it expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import pathlib
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+SERVICE_ACCOUNT = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TOKEN_TTL = 60.0  # seconds a token read from a file is trusted before the file is read again
+
+
+class ConfigError(Exception):
+    """No usable cluster configuration: the message says what is missing and where."""
+
+
+@dataclass
+class Cluster:
+    """One API server and the credentials for it."""
+
+    server: str
+    ca_file: str | None = None
+    ca_data: str | None = None  # PEM
+    insecure: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    cert_data: str | None = None  # PEM
+    key_data: str | None = None  # PEM
+    token: str | None = None
+    token_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    exec_plugin: dict[str, Any] | None = None
+    namespace: str | None = None
+    _cached: tuple[str | None, float] = field(default=(None, 0.0), repr=False)
+
+    def authorization(self) -> str | None:
+        """The Authorization header now (token files and exec plugins refreshed when due)."""
+        if self.token_file or self.exec_plugin:
+            value, until = self._cached
+            if value is None or time.monotonic() >= until:
+                self._cached = self._fresh_token()
+            return f"Bearer {self._cached[0]}" if self._cached[0] else None
+        if self.token:
+            return f"Bearer {self.token}"
+        if self.username is not None:
+            basic = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
+            return f"Basic {basic}"
+        return None
+
+    def expire(self) -> None:
+        """Forget a cached token (the server answered 401): the next request reads a fresh one."""
+        self._cached = (None, 0.0)
+
+    def _fresh_token(self) -> tuple[str | None, float]:
+        if self.token_file:
+            return pathlib.Path(self.token_file).read_text().strip(), time.monotonic() + TOKEN_TTL
+        status = run_exec_plugin(self.exec_plugin or {})
+        if status.get("clientCertificateData"):
+            self.cert_data, self.key_data = status["clientCertificateData"], status.get("clientKeyData")
+        until = time.monotonic() + 3600.0
+        if status.get("expirationTimestamp"):
+            expires = datetime.datetime.fromisoformat(status["expirationTimestamp"].replace("Z", "+00:00"))
+            until = time.monotonic() + (expires - datetime.datetime.now(datetime.UTC)).total_seconds() - 10
+        return status.get("token"), until
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS settings for https servers (None for plain http, e.g. the emulator)."""
+        if not self.server.startswith("https:"):
+            return None
+        self.authorization()  # an exec plugin may answer with a client certificate
+        context = ssl.create_default_context(cafile=self.ca_file, cadata=self.ca_data)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file or self.cert_data:
+            with tempfile.TemporaryDirectory() as folder:  # ssl loads certificates from files only
+                cert = self.cert_file or _private_file(folder, "cert.pem", self.cert_data or "")
+                key = self.key_file or (_private_file(folder, "key.pem", self.key_data) if self.key_data else None)
+                context.load_cert_chain(cert, key)
+        return context
+
+    def connection_info(self) -> Any:
+        """The same credentials for kopf's own watches and events."""
+        import kopf  # the operator's side only: CLI tools never load kopf
+
+        scheme, _, token = (self.authorization() or "").partition(" ")
+        return kopf.ConnectionInfo(
+            server=self.server, ca_path=self.ca_file, ca_data=self.ca_data, insecure=self.insecure or None,
+            scheme="Bearer" if scheme == "Bearer" else None, token=token if scheme == "Bearer" else None,
+            username=self.username, password=self.password,
+            certificate_path=self.cert_file, certificate_data=self.cert_data,
+            private_key_path=self.key_file, private_key_data=self.key_data,
+            default_namespace=self.namespace or "default")
+
+
+def _private_file(folder: str, name: str, text: str) -> str:
+    target = pathlib.Path(folder) / name
+    target.touch(mode=0o600)
+    target.write_text(text)
+    return str(target)
+
+
+def run_exec_plugin(spec: dict[str, Any]) -> dict[str, Any]:
+    """An exec credential plugin's answer (client.authentication.k8s.io ExecCredential status)."""
+    env = {**os.environ, **{e["name"]: e["value"] for e in spec.get("env") or []}}
+    command = [spec.get("command", ""), *(spec.get("args") or [])]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(done.stdout).get("status") or {}
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise ConfigError(f"exec credential plugin {command[0]!r} failed: {exc}") from None
+
+
+def _data(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(f"{key}-data")
+    return base64.b64decode(value).decode() if value else None
+
+
+def _file(item: dict[str, Any], key: str, base: pathlib.Path) -> str | None:
+    value = item.get(key)
+    return str(base / os.path.expanduser(value)) if value else None  # relative to the kubeconfig
+
+
+def _named(configs: list[tuple[pathlib.Path, dict[str, Any]]], section: str, name: str
+           ) -> tuple[pathlib.Path, dict[str, Any]]:
+    for path, config in configs:  # the first file that defines a name wins, as kubectl does
+        for entry in config.get(section) or []:
+            if entry.get("name") == name:
+                return path.parent, entry.get(section[:-1]) or {}
+    raise ConfigError(f"kubeconfig: no {section[:-1]} named {name!r}")
+
+
+def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None) -> Cluster:
+    configs = [(p, yaml.safe_load(p.read_text()) or {}) for p in paths if p.exists()]
+    if not configs:
+        raise ConfigError(f"kubeconfig not found: {', '.join(map(str, paths))}")
+    context = context or next((c["current-context"] for _, c in configs if c.get("current-context")), None)
+    if not context:
+        raise ConfigError("kubeconfig: no current-context, and no --context given")
+    _, ctx = _named(configs, "contexts", context)
+    base, cluster = _named(configs, "clusters", ctx.get("cluster", ""))
+    user_base, user = _named(configs, "users", ctx["user"]) if ctx.get("user") else (base, {})
+    provider = (user.get("auth-provider") or {})
+    if provider and not (provider.get("config") or {}).get("id-token"):
+        raise ConfigError(f"kubeconfig: auth-provider {provider.get('name')!r} is not supported; "
+                          "use an exec credential plugin")
+    return Cluster(
+        server=cluster.get("server", "").rstrip("/"),
+        ca_file=_file(cluster, "certificate-authority", base), ca_data=_data(cluster, "certificate-authority"),
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        cert_file=_file(user, "client-certificate", user_base), cert_data=_data(user, "client-certificate"),
+        key_file=_file(user, "client-key", user_base), key_data=_data(user, "client-key"),
+        token=user.get("token") or (provider.get("config") or {}).get("id-token"),
+        token_file=_file(user, "tokenFile", user_base),
+        username=user.get("username"), password=user.get("password"), exec_plugin=user.get("exec"),
+        namespace=ctx.get("namespace"))
+
+
+def in_cluster() -> Cluster:
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    token = SERVICE_ACCOUNT / "token"
+    if not host or not token.exists():
+        raise ConfigError("no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running in a pod")
+    namespace = SERVICE_ACCOUNT / "namespace"
+    return Cluster(server=f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}",
+                   ca_file=str(SERVICE_ACCOUNT / "ca.crt"), token_file=str(token),
+                   namespace=namespace.read_text().strip() if namespace.exists() else None)
+
+
+def load_cluster(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
+    """A kubeconfig if given or found (as kubectl finds one), else the in-cluster service account."""
+    if kubeconfig:
+        return from_kubeconfig([pathlib.Path(kubeconfig).expanduser()], context)
+    if os.environ.get("KUBECONFIG"):
+        return from_kubeconfig([pathlib.Path(p).expanduser() for p in os.environ["KUBECONFIG"].split(os.pathsep)
+                                if p], context)
+    default = pathlib.Path("~/.kube/config").expanduser()
+    if default.exists():
+        return from_kubeconfig([default], context)
+    return in_cluster()
