@@ -54,8 +54,7 @@ class Cluster:
     def authorization(self) -> str | None:
         """The Authorization header now (token files and exec plugins refreshed when due)."""
         if self.token_file or self.exec_plugin:
-            value, until = self._cached
-            if value is None or time.monotonic() >= until:
+            if time.monotonic() >= self._cached[1]:  # (a plugin may answer with a certificate only)
                 self._cached = self._fresh_token()
             return f"Bearer {self._cached[0]}" if self._cached[0] else None
         if self.token:
@@ -162,8 +161,10 @@ def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None) -> Cl
     if provider and not (provider.get("config") or {}).get("id-token"):
         raise ConfigError(f"kubeconfig: auth-provider {provider.get('name')!r} is not supported; "
                           "use an exec credential plugin")
+    if not cluster.get("server"):
+        raise ConfigError(f"kubeconfig: cluster {ctx.get('cluster')!r} has no server")
     return Cluster(
-        server=cluster.get("server", "").rstrip("/"),
+        server=cluster["server"].rstrip("/"),
         ca_file=_file(cluster, "certificate-authority", base), ca_data=_data(cluster, "certificate-authority"),
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         cert_file=_file(user, "client-certificate", user_base), cert_data=_data(user, "client-certificate"),

@@ -1,22 +1,25 @@
-"""The kopf side: watches feed indexes, and every event about a site or its children kicks it.
+"""The kopf side: watches feed the engine's stores, and every event about a site or its children
+kicks it.
 
-Only event handlers and indexes are used: kopf then writes no finalizers and no annotations of
-its own, so the operator's writes are exactly the children, the status and events.
+Only event handlers are used: kopf then writes no finalizers and no annotations of its own, so the
+operator's writes are exactly the children, the status and events.
 """
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
 
 from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.connection import Cluster
-from httpd_operator.kube import Kube
+from httpd_operator.kube import ApiError, Kube
 from httpd_operator.metrics import Metrics
-from httpd_operator.packed import Packed
-from httpd_operator.reconcile import INDEXES, Engine
+from httpd_operator.reconcile import Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
 
@@ -31,7 +34,7 @@ def _volume(body: kopf.Body) -> dict[str, Any]:
 
 class _NoDiffBase(kopf.DiffBaseStorage):
     """kopf's change detection, for on.create/update handlers, deep-copies every object on every
-    event; with only event handlers and indexes there is nothing for it to detect."""
+    event; with only event handlers there is nothing for it to detect."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
         return None
@@ -43,25 +46,37 @@ class _NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def build(settings: Settings, cluster: Cluster,
-          debounce: float = 0.1, metrics: Metrics | None = None) -> tuple[kopf.OperatorRegistry, Engine]:
+def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: Metrics | None = None,
+          namespaces: Sequence[str] = ()) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
     registry = kopf.OperatorRegistry()
     engine = Engine(settings=settings, kube=Kube(cluster, settings.request_timeout), debounce=debounce,
                     metrics=metrics)
-    site_resource = (GROUP, VERSION, PLURAL)
 
-    async def by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-        """Every watched site and child, by namespace and name, packed (see `packed.py`)."""
-        return {(namespace, name): Packed(body)}
+    def group_version(kind: str) -> tuple[str, str]:
+        group, _, version = settings.api_version(kind).partition("/")
+        return group, version
 
-    def remember_indexes(kwargs: dict[str, Any]) -> None:
-        for name in INDEXES:
-            if name in kwargs:  # "monitors" exists only where the cluster serves ServiceMonitor
-                engine.indexes.setdefault(name, kwargs[name])
+    # What is watched: every site, every claim (sites may mount claims they do not own), and the
+    # operator's own children (by label), each in the API version the operator writes.
+    watched: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {
+        "HttpdSite": ((GROUP, VERSION, PLURAL), None),
+        "PersistentVolumeClaim": (("v1", "persistentvolumeclaims"), None),
+        "Deployment": (("apps", "v1", "deployments"), MANAGED),
+        "Service": (("v1", "services"), MANAGED),
+        "PodDisruptionBudget": ((*group_version("PodDisruptionBudget"), "poddisruptionbudgets"), MANAGED),
+        "ConfigMap": (("v1", "configmaps"), MANAGED),
+        "Ingress": (("networking.k8s.io", "v1", "ingresses"), MANAGED),
+        "HorizontalPodAutoscaler": ((*group_version("HorizontalPodAutoscaler"), "horizontalpodautoscalers"),
+                                    MANAGED),
+        "CronJob": ((*group_version("CronJob"), "cronjobs"), MANAGED),
+        "Job": (("batch", "v1", "jobs"), MANAGED),
+    }
+    if settings.serves("ServiceMonitor"):
+        watched["ServiceMonitor"] = ((*group_version("ServiceMonitor"), "servicemonitors"), MANAGED)
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def configure(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         settings.posting.level = logging.INFO
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
@@ -71,6 +86,12 @@ def build(settings: Settings, cluster: Cluster,
         # (kopf's default 5 s): at thousands of objects created at once, that is the RSS peak.
         settings.queueing.idle_timeout = 1.0
         settings.persistence.diffbase_storage = _NoDiffBase()
+        # Before any event is handled, what exists already: a restarted operator must see a
+        # site's children before it reconciles the site, or it would try to create them again.
+        for kind, (resource, labels) in watched.items():
+            selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
+            for obj in await _listed(engine, kind, resource, namespaces, selector, logger):
+                engine.observe_job(None, obj) if kind == "Job" else engine.observe(kind, None, obj)
 
     @kopf.on.cleanup(registry=registry)
     async def close(**_: Any) -> None:
@@ -78,31 +99,30 @@ def build(settings: Settings, cluster: Cluster,
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf asks again after a 401: a rotated token file or an expired plugin token is read
+        # afresh (kopf refuses the credentials it has just seen rejected).
+        cluster.expire()
         return cluster.connection_info()  # type: ignore[no-any-return]
 
-    kopf.index(*site_resource, id="sites", registry=registry)(by_name)
-    kopf.index("persistentvolumeclaims", id="claims", registry=registry)(by_name)
-    kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deployments", registry=registry)(by_name)
-    kopf.index("v1", "services", labels=MANAGED, id="services", registry=registry)(by_name)
-
-    @kopf.on.event(*site_resource, id="site", registry=registry)
-    async def site_event(type: str | None, body: kopf.Body, namespace: str, name: str, **kwargs: Any) -> None:
-        remember_indexes(kwargs)
+    # One event handler per kind keeps the store and kicks the sites concerned (kopf indexes would
+    # run a second handler per event, and kopf's per-handler machinery is most of its CPU).
+    @kopf.on.event(*watched["HttpdSite"][0], id="site", registry=registry)
+    async def site_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        engine.observe("HttpdSite", type, body)
         volume = _volume(body) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))
-        if type == "DELETED":
-            engine.forget("HttpdSite", namespace, name, body.get("metadata", {}).get("uid"))
-        else:
+        if type != "DELETED":
             engine.kick((namespace, name))
         for dependent in engine.links.sharers_of(namespace, name):
             engine.kick((namespace, dependent))
 
     def child_event(kind: str) -> Any:
         async def handler(type: str | None, body: kopf.Body, namespace: str, name: str,
-                          labels: Any, **kwargs: Any) -> None:
-            remember_indexes(kwargs)
-            if type == "DELETED":
-                engine.forget(kind, namespace, name, body.get("metadata", {}).get("uid"))
+                          labels: Any, **_: Any) -> None:
+            if kind == "Job":
+                engine.observe_job(type, body)
+            else:
+                engine.observe(kind, type, body)
             if labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_INSTANCE):
                 engine.kick((namespace, labels[LABEL_INSTANCE]))
             if kind == "PersistentVolumeClaim":
@@ -110,37 +130,31 @@ def build(settings: Settings, cluster: Cluster,
                     engine.kick((namespace, user))
         return handler
 
-    kopf.on.event("persistentvolumeclaims", id="claim", registry=registry)(child_event("PersistentVolumeClaim"))
-    kopf.on.event("apps", "v1", "deployments", labels=MANAGED, id="deployment",
-                  registry=registry)(child_event("Deployment"))
-    kopf.on.event("v1", "services", labels=MANAGED, id="service", registry=registry)(child_event("Service"))
-
-    def group_version(kind: str) -> tuple[str, str]:
-        group, _, version = settings.api_version(kind).partition("/")
-        return group, version
-
-    # Optional children (in the API version the server serves, the one the operator writes).
-    children = {"budgets": ("PodDisruptionBudget", (*group_version("PodDisruptionBudget"), "poddisruptionbudgets")),
-                "configmaps": ("ConfigMap", ("v1", "configmaps")),
-                "ingresses": ("Ingress", ("networking.k8s.io", "v1", "ingresses")),
-                "autoscalers": ("HorizontalPodAutoscaler",
-                                (*group_version("HorizontalPodAutoscaler"), "horizontalpodautoscalers")),
-                "cronjobs": ("CronJob", (*group_version("CronJob"), "cronjobs"))}
-    if settings.serves("ServiceMonitor"):
-        children["monitors"] = ("ServiceMonitor", (*group_version("ServiceMonitor"), "servicemonitors"))
-    for index_name, (kind, resource) in children.items():
-        kopf.index(*resource, labels=MANAGED, id=index_name, registry=registry)(by_name)
-        kopf.on.event(*resource, labels=MANAGED, id=kind.lower(), registry=registry)(child_event(kind))
-
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="jobs", registry=registry)
-    async def jobs(namespace: str, name: str, body: kopf.Body, labels: Any, **_: Any) -> Any:
-        """Backup Jobs by site: only what status.backup needs."""
-        status = body.get("status") or {}
-        state = next((c.get("type") for c in status.get("conditions") or []
-                      if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
-        return {(namespace, labels.get(LABEL_INSTANCE)): {
-            "name": name, "state": state, "completionTime": status.get("completionTime"),
-            "startTime": status.get("startTime")}}
-
-    kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="job", registry=registry)(child_event("Job"))
+    for kind, (resource, labels) in watched.items():
+        if kind != "HttpdSite":
+            kopf.on.event(*resource, labels=labels, id=kind.lower(), registry=registry)(child_event(kind))
     return registry, engine
+
+
+async def _listed(engine: Engine, kind: str, resource: tuple[str, ...], namespaces: Sequence[str],
+                  selector: str | None, logger: Any) -> list[dict[str, Any]]:
+    """The objects of one watched kind in the operator's namespaces (retried while the API errs)."""
+    api_version = "/".join(resource[:-1]) if len(resource) == 3 else resource[0]
+    exact = [ns for ns in namespaces if not any(c in ns for c in "*?[!")]
+    scopes: list[str | None] = exact if exact and len(exact) == len(namespaces) else [None]
+    found: list[dict[str, Any]] = []
+    for scope in scopes:
+        attempt = 0
+        while True:
+            try:
+                found += await engine.kube.list(kind, scope, label_selector=selector, api_version=api_version)
+                break
+            except ApiError as exc:
+                attempt += 1
+                delay = exc.retry_after or min(30.0, 0.5 * 2 ** attempt)
+                logger.warning(f"listing {kind}: {exc}; retrying in {delay:.1f}s")
+                await asyncio.sleep(delay)  # backoff before the retry, not a synchronisation
+    if scopes == [None] and namespaces:  # patterns: the namespaces kopf would serve
+        return [o for o in found if any(fnmatch.fnmatch(o["metadata"].get("namespace", ""), ns)
+                                        for ns in namespaces if not ns.startswith("!"))]
+    return found

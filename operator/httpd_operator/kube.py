@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from httpd_operator import GROUP, PLURAL, VERSION, __version__
-from httpd_operator.connection import Cluster, load_cluster
+from httpd_operator.connection import Cluster, ConfigError, load_cluster
 
 USER_AGENT = f"httpd-operator/{__version__}"
 
@@ -107,6 +107,13 @@ class Kube:
         full = self.cluster.server + url + (f"?{urllib.parse.urlencode(dict(query))}" if query else "")
         return full, (json.dumps(body).encode() if body is not None else None), headers
 
+    def _prepared(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
+                  ) -> tuple[str, bytes | None, dict[str, str]]:
+        try:
+            return self._request(url, body, content_type, query)
+        except (OSError, ConfigError) as exc:  # a token file mid-rotation, a failing exec plugin
+            raise ApiError(0, f"credentials: {exc}") from None
+
     def _answer(self, status: int, reason: str, raw: bytes, retry_after: str | None) -> Any:
         try:
             data = json.loads(raw) if raw else None
@@ -122,7 +129,7 @@ class Kube:
     def _call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
               query: Mapping[str, str] | None = None) -> Any:
         """Blocking: for start-up discovery and the CLI's one-shot commands."""
-        full, data, headers = self._request(url, body, content_type, query)
+        full, data, headers = self._prepared(url, body, content_type, query)
         request = urllib.request.Request(full, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self._tls()) as response:
@@ -134,7 +141,7 @@ class Kube:
 
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
                    query: Mapping[str, str] | None = None) -> Any:
-        full, data, headers = self._request(url, body, content_type, query)
+        full, data, headers = self._prepared(url, body, content_type, query)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.pool, ssl=self._tls() or False),
@@ -160,9 +167,15 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, kind: str, namespace: str | None, label_selector: str | None = None,
+                   api_version: str | None = None) -> list[dict[str, Any]]:
         query = {"labelSelector": label_selector} if label_selector else None
-        return (await self.call("GET", path(kind, namespace), query=query) or {}).get("items") or []
+        answer = await self.call("GET", path(kind, namespace, api_version=api_version), query=query) or {}
+        items = answer.get("items") or []
+        for item in items:  # a list's items carry neither kind nor apiVersion
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", answer.get("apiVersion") or api_version)
+        return items
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]

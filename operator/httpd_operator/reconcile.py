@@ -1,6 +1,6 @@
 """Bring one site's children and status in line with its spec: apply and report, nothing more.
 
-The operator keeps what it has seen in memory (kopf indexes fed by watches), so a converged site
+The operator keeps what it has seen in memory (stores fed by kopf's watches), so a converged site
 costs no API request at all, and a restart on a converged cluster writes nothing. Events about a
 site or any of its children only *kick* the site: bursts are coalesced into one reconcile.
 """
@@ -24,7 +24,7 @@ from httpd_operator.packed import Packed
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
 from httpd_operator.render.config import ANNOTATION_CHECKSUM
-from httpd_operator.render.meta import owner_reference
+from httpd_operator.render.meta import LABEL_INSTANCE, owner_reference
 from httpd_operator.render.volumes import WAITING_REASONS
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
@@ -32,21 +32,11 @@ from httpd_operator.status import Observed, condition, desired_status, merge_con
 
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
-INDEXES = ("sites", "claims", "deployments", "services", "budgets", "configmaps", "ingresses", "autoscalers",
-           "cronjobs", "jobs", "monitors")
-INDEX_OF = {"PersistentVolumeClaim": "claims", "Deployment": "deployments", "Service": "services",
-            "HttpdSite": "sites", "PodDisruptionBudget": "budgets", "ConfigMap": "configmaps",
-            "Ingress": "ingresses", "HorizontalPodAutoscaler": "autoscalers", "CronJob": "cronjobs",
-            "ServiceMonitor": "monitors"}
+# The kinds kept in memory (`Engine.stores`), each watched by one kopf event handler.
+STORED = ("HttpdSite", "PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
+          "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
 # Children that exist only while the spec asks for them (named like the site); removed otherwise.
 OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
-
-
-def _first(index: Any, key: Any) -> Any:
-    if index is None:
-        return None
-    store = index.get(key)
-    return next(iter(store), None) if store else None
 
 
 def _rv(obj: Mapping[str, Any] | None) -> int:
@@ -105,12 +95,15 @@ class Links:
 
 @dataclass
 class Engine:
-    """Per-operator state: settings, the client, the indexes, and the reconcile scheduler."""
+    """Per-operator state: settings, the client, the stores, and the reconcile scheduler."""
 
     settings: Settings
     kube: Kube
     debounce: float = 0.05
-    indexes: dict[str, Any] = field(default_factory=dict)
+    # What the watches delivered, newest first: kind -> (namespace, name) -> object; and backup
+    # Jobs as summaries by (namespace, site) -> job name.
+    stores: dict[str, dict[SiteKey, Packed]] = field(default_factory=lambda: {kind: {} for kind in STORED})
+    jobs: dict[SiteKey, dict[str, dict[str, Any]]] = field(default_factory=dict)
     links: Links = field(default_factory=Links)
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     metrics: Metrics | None = None
@@ -186,7 +179,7 @@ class Engine:
 
     def _newest(self, kind: str, namespace: str, name: str) -> Packed | dict[str, Any] | None:
         """The newer of what the watch delivered (packed) and what our own last write returned."""
-        seen: Packed | None = _first(self.indexes.get(INDEX_OF[kind]), (namespace, name))
+        seen = self.stores[kind].get((namespace, name))
         if seen is not None and (kind, namespace, name, seen.uid) in self._gone:
             seen = None  # deleted by us; the watch has not said so yet
         mine = self.written.get((kind, namespace, name))
@@ -195,6 +188,40 @@ class Engine:
         if mine is not None:
             del self.written[(kind, namespace, name)]  # the watch caught up
         return seen
+
+    def observe(self, kind: str, type_: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event (or a listed object, type None): keep the newest copy, drop deleted ones."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        store = self.stores[kind]
+        if type_ == "DELETED":
+            old = store.get(key)
+            if old is not None and old.uid == meta.get("uid"):
+                del store[key]
+            self.forget(kind, *key, meta.get("uid"))
+            return
+        new = Packed(body)
+        old = store.get(key)
+        if old is None or old.uid != new.uid or old.rv <= new.rv:  # events of one object may race
+            store[key] = new
+
+    def observe_job(self, type_: str | None, body: Mapping[str, Any]) -> None:
+        """Backup Jobs, by site: only what status.backup needs."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace") or "", (meta.get("labels") or {}).get(LABEL_INSTANCE) or "")
+        jobs = self.jobs.setdefault(key, {})
+        if type_ == "DELETED":
+            jobs.pop(meta.get("name") or "", None)
+            return
+        status = body.get("status") or {}
+        state = next((c.get("type") for c in status.get("conditions") or []
+                      if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
+        jobs[meta.get("name") or ""] = {"name": meta.get("name"), "state": state,
+                                        "completionTime": status.get("completionTime"),
+                                        "startTime": status.get("startTime")}
+
+    def _jobs_of(self, namespace: str, name: str) -> tuple[dict[str, Any], ...]:
+        return tuple(self.jobs.get((namespace, name), {}).values())
 
     def actual(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The newest of what the watch delivered and what our own last write returned."""
@@ -225,9 +252,8 @@ class Engine:
         meta = body.get("metadata") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         children = tuple(self.version(kind, namespace, claim if kind == "PersistentVolumeClaim" else name)
-                         for kind in INDEX_OF if kind != "HttpdSite" and (claim or kind != "PersistentVolumeClaim"))
-        jobs = tuple(tuple(sorted(j.items())) for j in self.indexes["jobs"].get((namespace, name), ())) \
-            if "jobs" in self.indexes else ()
+                         for kind in STORED if kind != "HttpdSite" and (claim or kind != "PersistentVolumeClaim"))
+        jobs = tuple(tuple(sorted(j.items())) for j in self._jobs_of(namespace, name))
         return meta.get("uid"), meta.get("generation"), claim, children, jobs
 
     async def reconcile(self, namespace: str, name: str) -> str:
@@ -269,7 +295,7 @@ class Engine:
                 rendered = SpecError(exc.object or "a child", f"the API server refused it: {exc.message}",
                                      reason="ChildRejected")
                 self.rejected[(namespace, name)] = (generation, rendered)
-        jobs = tuple(self.indexes["jobs"].get((namespace, name), ())) if "jobs" in self.indexes else ()
+        jobs = self._jobs_of(namespace, name)
         observed = Observed(
             claim=self.actual("PersistentVolumeClaim", namespace, rendered.volume.claim)
             if isinstance(rendered, Rendered) and rendered.volume.claim else None,

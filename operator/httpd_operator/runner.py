@@ -28,7 +28,7 @@ def run(settings: Settings, configuration: Cluster,
     metrics = Metrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    registry, engine = build(settings, configuration, debounce=debounce, metrics=metrics)
+    registry, engine = build(settings, configuration, debounce=debounce, metrics=metrics, namespaces=namespaces)
     serve(registry, namespaces, liveness=liveness, stop_flag=stop_flag, ready_flag=ready_flag,
           loop=loop, peering=peering, priority=priority)
     return engine
@@ -82,7 +82,7 @@ class OperatorThread:
             # Discovery talks to the server: here, in the operator's thread, not the caller's loop.
             settings = with_discovered_versions(self.settings, self.configuration)
             self.registry, self.engine = build(settings, self.configuration, debounce=self.debounce,
-                                               metrics=self.metrics)
+                                               metrics=self.metrics, namespaces=self.namespaces)
             serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
                   loop=loop, peering=self.peering, priority=self.priority)
         except BaseException as exc:  # reported by start() or stop()
