@@ -25,15 +25,23 @@ def _same_scalar(want: Any, have: Any) -> bool:
 def is_subset(want: Any, have: Any) -> bool:
     """Whether `have` holds everything `want` says (lists compare element-wise, same length).
     A None in `want` means the key must be absent (a merge patch's deletion)."""
-    if isinstance(want, Mapping):
-        if not isinstance(have, Mapping):
+    kind = type(want)
+    if kind is dict or kind is not list and isinstance(want, Mapping):  # plain dicts first: hot
+        if type(have) is not dict and not isinstance(have, Mapping):
             return False
-        return all(have.get(k) is None if v is None else k in have and is_subset(v, have[k])
-                   for k, v in want.items())
-    if isinstance(want, list):
-        if not isinstance(have, list) or len(want) != len(have):
+        for key, value in want.items():
+            if value is None:
+                if have.get(key) is not None:
+                    return False
+            elif key not in have or not is_subset(value, have[key]):
+                return False
+        return True
+    if kind is list:
+        if type(have) is not list or len(want) != len(have):
             return False
         return all(is_subset(w, h) for w, h in zip(want, have, strict=True))
+    if kind is str and type(have) is str:
+        return bool(want == have)
     return _same_scalar(want, have)
 
 

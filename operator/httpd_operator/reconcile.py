@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -122,9 +121,10 @@ class Engine:
     # Sites found in shape, with what they were found in shape with: the same inputs again (the
     # site's generation, its children's resourceVersions) need no render, diff or write.
     _quiet: dict[SiteKey, tuple[Any, ...]] = field(default_factory=dict)
-    # Children found in shape: (resourceVersion, digest of what was wanted, note). The same pair
-    # again needs no diff (a site's reconciles mostly follow its other children's events).
-    _in_shape: dict[tuple[str, str, str], tuple[int, int, dict[str, Any] | None]] = field(default_factory=dict)
+    # Children found in shape: (their resourceVersion, what the site wanted: its uid and
+    # generation, the note). The same again needs no diff: a site's reconciles mostly follow its
+    # other children's events. (FromSite sites also read another site: always diffed.)
+    _in_shape: dict[tuple[str, str, str], tuple[int, Any, dict[str, Any] | None]] = field(default_factory=dict)
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
     _gone: set[tuple[str, str, str, str | None]] = field(default_factory=set)  # deleted, not yet seen gone
@@ -285,9 +285,12 @@ class Engine:
         if isinstance(rendered, Rendered) and rejected and rejected[0] == generation:
             rendered = rejected[1]  # refused by the API server: not again until the spec changes
         if isinstance(rendered, Rendered):
+            # What the children's wanted state depends on (the settings aside, fixed per run).
+            wanted = None if rendered.site.volume.type == "FromSite" or not generation \
+                else (rendered.site.uid, generation)
             try:
                 for obj in rendered.objects:
-                    note = await self._apply(rendered.site, obj, changed)
+                    note = await self._apply(rendered.site, obj, changed, wanted)
                     if note:
                         extra.append(note)
                 await self._prune(rendered, changed)
@@ -343,13 +346,13 @@ class Engine:
             self._quiet.pop(key, None)
         return "changed" if changed or wrote_status else "unchanged"
 
-    async def _apply(self, site: SiteSpec, want: dict[str, Any], changed: list[str]) -> dict[str, Any] | None:
+    async def _apply(self, site: SiteSpec, want: dict[str, Any], changed: list[str], wanted: Any = None
+                     ) -> dict[str, Any] | None:
         """Create or patch one child; returns a VolumeSynced=False condition if a change is refused."""
         kind, meta = want["kind"], want["metadata"]
         child = (kind, meta["namespace"], meta["name"])
-        digest = hash(json.dumps(want, sort_keys=True, separators=(",", ":")))
-        in_shape = self._in_shape.get(child)
-        if in_shape is not None and in_shape[:2] == (self.version(*child), digest):
+        in_shape = self._in_shape.get(child) if wanted is not None else None
+        if in_shape is not None and in_shape[:2] == (self.version(*child), wanted):
             return in_shape[2]  # found in shape before, and neither it nor what we want has changed
         have = self.actual(*child)
         if have is None:
@@ -371,7 +374,8 @@ class Engine:
             want, note = self._claim_changes(site, want, have)
         want = _without_stale(kind, want, have)
         if is_subset(want, have):
-            self._in_shape[child] = (_rv(have), digest, note)
+            if wanted is not None:
+                self._in_shape[child] = (_rv(have), wanted, note)
             return note
         patch = merge_patch(want, have)
         if want["metadata"].get("ownerReferences") == []:
