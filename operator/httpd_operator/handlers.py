@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -26,7 +26,7 @@ from httpd_operator.settings import Settings
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
-def _volume(body: kopf.Body) -> dict[str, Any]:
+def _volume(body: Mapping[str, Any]) -> dict[str, Any]:
     spec = body.get("spec")
     volume = spec.get("volume") if isinstance(spec, dict) else None
     return volume if isinstance(volume, dict) else {}
@@ -106,10 +106,12 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
 
     # One event handler per kind keeps the store and kicks the sites concerned (kopf indexes would
     # run a second handler per event, and kopf's per-handler machinery is most of its CPU).
+    # The handlers read the event's raw object (plain dicts), not kopf's Body views over it.
     @kopf.on.event(*watched["HttpdSite"][0], id="site", registry=registry)
-    async def site_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-        engine.observe("HttpdSite", type, body)
-        volume = _volume(body) if type != "DELETED" else {}
+    async def site_event(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
+        raw = event["object"]
+        engine.observe("HttpdSite", type, raw)
+        volume = _volume(raw) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))
         if type != "DELETED":
             engine.kick((namespace, name))
@@ -117,12 +119,13 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
             engine.kick((namespace, dependent))
 
     def child_event(kind: str) -> Any:
-        async def handler(type: str | None, body: kopf.Body, namespace: str, name: str,
-                          labels: Any, **_: Any) -> None:
+        async def handler(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
+            raw = event["object"]
             if kind == "Job":
-                engine.observe_job(type, body)
+                engine.observe_job(type, raw)
             else:
-                engine.observe(kind, type, body)
+                engine.observe(kind, type, raw)
+            labels = (raw.get("metadata") or {}).get("labels") or {}
             if labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_INSTANCE):
                 engine.kick((namespace, labels[LABEL_INSTANCE]))
             if kind == "PersistentVolumeClaim":

@@ -22,7 +22,7 @@ class Packed:
             self.rv = -1
         if "managedFields" in meta:  # never read; on a real server often the largest part
             body = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-        # default=dict: kopf hands over read-only mapping views, not dicts
+        # default=dict: should a caller hand over read-only mapping views (kopf's Body), not dicts
         self.data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=dict).encode()
 
     def unpack(self) -> dict[str, Any]:
