@@ -8,6 +8,7 @@ operator's writes are exactly the children, the status and events.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fnmatch
 import logging
 from collections.abc import Mapping, Sequence
@@ -17,8 +18,10 @@ import kopf
 
 from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.connection import Cluster
-from httpd_operator.kube import ApiError, Kube
+from httpd_operator.informer import Informer
+from httpd_operator.kube import ApiError, Kube, path
 from httpd_operator.metrics import Metrics
+from httpd_operator.peering import Peering
 from httpd_operator.reconcile import Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
@@ -47,11 +50,11 @@ class _NoDiffBase(kopf.DiffBaseStorage):
 
 
 def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: Metrics | None = None,
-          namespaces: Sequence[str] = ()) -> tuple[kopf.OperatorRegistry, Engine]:
+          namespaces: Sequence[str] = (), peering: Peering | None = None) -> tuple[kopf.OperatorRegistry, Engine]:
     """A fresh registry with the operator's handlers, and the engine they drive."""
     registry = kopf.OperatorRegistry()
     engine = Engine(settings=settings, kube=Kube(cluster, settings.request_timeout), debounce=debounce,
-                    metrics=metrics)
+                    metrics=metrics, peering=peering)
 
     def group_version(kind: str) -> tuple[str, str]:
         group, _, version = settings.api_version(kind).partition("/")
@@ -86,15 +89,45 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         # (kopf's default 5 s): at thousands of objects created at once, that is the RSS peak.
         settings.queueing.idle_timeout = 1.0
         settings.persistence.diffbase_storage = _NoDiffBase()
-        # Before any event is handled, what exists already: a restarted operator must see a
-        # site's children before it reconciles the site, or it would try to create them again.
+        # The children's watches, started and listed before kopf handles any site event: a
+        # restarted operator must see a site's children before it reconciles the site, or it
+        # would try to create them again.
         for kind, (resource, labels) in watched.items():
+            if kind == "HttpdSite":
+                continue
             selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
-            for obj in await _listed(engine, kind, resource, namespaces, selector, logger):
-                engine.observe_job(None, obj) if kind == "Job" else engine.observe(kind, None, obj)
+            api_version = "/".join(resource[:-1])
+            for scope in _scopes(namespaces):
+                informer = Informer(engine.kube, path(kind, scope, api_version=api_version), selector,
+                                    child_event(kind, namespaces), f"{kind} in {scope or 'all namespaces'}")
+                informers.append(informer)
+                tasks.append(asyncio.create_task(informer.run(), name=f"watch {informer.name}"))
+        if peering is not None:  # kopf's peering objects: cluster-wide, or one in each namespace
+            for scope in _scopes(namespaces):
+                informer = Informer(engine.kube, _peering_url(scope, namespaces), None, peering.observe, "peering",
+                                    missing_ok=True)
+                informers.append(informer)
+                tasks.append(asyncio.create_task(informer.run(), name="watch peering"))
+        await asyncio.gather(*(i.synced.wait() for i in informers))
+        # And the sites (kopf watches them): a site mounting another's volume finds it at once.
+        for scope in _scopes(namespaces):
+            sites = Informer(engine.kube, path("HttpdSite", scope), None, _site_listed, "sites")
+            await _retried(sites.relist, logger)
+        logger.info(f"watching {len(informers)} kinds of children in {len(_scopes(namespaces))} scopes")
+
+    def _site_listed(type: str | None, raw: dict[str, Any]) -> None:
+        meta = raw.get("metadata") or {}
+        if type is None and _served(meta.get("namespace") or "", namespaces):
+            engine.observe("HttpdSite", None, raw)
+
+    informers: list[Informer] = []
+    tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.cleanup(registry=registry)
     async def close(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await engine.kube.aclose()
 
     @kopf.on.login(registry=registry)
@@ -110,6 +143,8 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
     @kopf.on.event(*watched["HttpdSite"][0], id="site", registry=registry)
     async def site_event(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
         raw = event["object"]
+        if engine.context is None:
+            engine.context = contextvars.copy_context()
         engine.observe("HttpdSite", type, raw)
         volume = _volume(raw) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))
@@ -118,14 +153,17 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         for dependent in engine.links.sharers_of(namespace, name):
             engine.kick((namespace, dependent))
 
-    def child_event(kind: str) -> Any:
-        async def handler(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
-            raw = event["object"]
+    def child_event(kind: str, namespaces: Sequence[str]) -> Any:
+        def handler(type: str | None, raw: dict[str, Any]) -> None:
+            meta = raw.get("metadata") or {}
+            namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+            if not _served(namespace, namespaces):
+                return
             if kind == "Job":
                 engine.observe_job(type, raw)
             else:
                 engine.observe(kind, type, raw)
-            labels = (raw.get("metadata") or {}).get("labels") or {}
+            labels = meta.get("labels") or {}
             if labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_INSTANCE):
                 engine.kick((namespace, labels[LABEL_INSTANCE]))
             if kind == "PersistentVolumeClaim":
@@ -133,31 +171,41 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
                     engine.kick((namespace, user))
         return handler
 
-    for kind, (resource, labels) in watched.items():
-        if kind != "HttpdSite":
-            kopf.on.event(*resource, labels=labels, id=kind.lower(), registry=registry)(child_event(kind))
     return registry, engine
 
 
-async def _listed(engine: Engine, kind: str, resource: tuple[str, ...], namespaces: Sequence[str],
-                  selector: str | None, logger: Any) -> list[dict[str, Any]]:
-    """The objects of one watched kind in the operator's namespaces (retried while the API errs)."""
-    api_version = "/".join(resource[:-1]) if len(resource) == 3 else resource[0]
-    exact = [ns for ns in namespaces if not any(c in ns for c in "*?[!")]
-    scopes: list[str | None] = exact if exact and len(exact) == len(namespaces) else [None]
-    found: list[dict[str, Any]] = []
-    for scope in scopes:
-        attempt = 0
-        while True:
-            try:
-                found += await engine.kube.list(kind, scope, label_selector=selector, api_version=api_version)
-                break
-            except ApiError as exc:
-                attempt += 1
-                delay = exc.retry_after or min(30.0, 0.5 * 2 ** attempt)
-                logger.warning(f"listing {kind}: {exc}; retrying in {delay:.1f}s")
-                await asyncio.sleep(delay)  # backoff before the retry, not a synchronisation
-    if scopes == [None] and namespaces:  # patterns: the namespaces kopf would serve
-        return [o for o in found if any(fnmatch.fnmatch(o["metadata"].get("namespace", ""), ns)
-                                        for ns in namespaces if not ns.startswith("!"))]
-    return found
+def _patterns(namespaces: Sequence[str]) -> bool:
+    return any(any(c in ns for c in "*?[!") for ns in namespaces)
+
+
+def _served(namespace: str, namespaces: Sequence[str]) -> bool:
+    """Whether the operator serves a namespace (names, or kopf's glob patterns with ! exclusions)."""
+    if not _patterns(namespaces):
+        return True  # the watch's scope already is the namespace
+    excluded = any(fnmatch.fnmatch(namespace, ns[1:]) for ns in namespaces if ns.startswith("!"))
+    return not excluded and any(fnmatch.fnmatch(namespace, ns) for ns in namespaces if not ns.startswith("!"))
+
+
+async def _retried(call: Any, logger: Any) -> Any:
+    """A start-up call, retried with backoff while the API errs (nothing can proceed without it)."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except ApiError as exc:
+            attempt += 1
+            delay = exc.retry_after or min(30.0, 0.5 * 2 ** attempt)
+            logger.warning(f"{exc}; retrying in {delay:.1f}s")
+            await asyncio.sleep(delay)  # backoff before the retry, not a synchronisation
+
+
+def _peering_url(scope: str | None, namespaces: Sequence[str]) -> str:
+    """Where kopf keeps its peers: one cluster object, or one per served namespace."""
+    if not namespaces:
+        return "/apis/kopf.dev/v1/clusterkopfpeerings"
+    return f"/apis/kopf.dev/v1/namespaces/{scope}/kopfpeerings" if scope else "/apis/kopf.dev/v1/kopfpeerings"
+
+
+def _scopes(namespaces: Sequence[str]) -> list[str | None]:
+    """Where to watch: each namespace named, or the whole cluster (none named, or patterns)."""
+    return [None] if not namespaces or _patterns(namespaces) else list(namespaces)

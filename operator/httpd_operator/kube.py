@@ -12,7 +12,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,7 @@ class Kube:
         self.pool = pool
         self._ssl: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._watches: aiohttp.ClientSession | None = None
 
     def _tls(self) -> ssl.SSLContext | None:
         if self._ssl is None:
@@ -142,21 +143,42 @@ class Kube:
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
                    query: Mapping[str, str] | None = None) -> Any:
         full, data, headers = self._prepared(url, body, content_type, query)
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool, ssl=self._tls() or False),
-                timeout=aiohttp.ClientTimeout(total=self.timeout))
         try:
-            async with self._session.request(method, full, data=data, headers=headers) as response:
+            async with self._session_now().request(method, full, data=data, headers=headers) as response:
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # retried like a 503
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
         return self._answer(response.status, response.reason or "", raw, response.headers.get("Retry-After"))
 
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.pool, ssl=self._tls() or False),
+                timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._session
+
+    async def stream(self, url: str, query: Mapping[str, str], read_timeout: float) -> AsyncIterator[bytes]:
+        """A watch: the response's lines as they come (each one event)."""
+        full, _, headers = self._prepared(url, None, None, query)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout)
+        if self._watches is None or self._watches.closed:  # watches hold their connection: a pool of their own
+            self._watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=self._tls() or False))
+        try:
+            async with self._watches.get(full, headers=headers, timeout=timeout) as response:
+                if response.status >= 400:
+                    self._answer(response.status, response.reason or "", await response.read(),
+                                 response.headers.get("Retry-After"))
+                async for line in response.content:
+                    if line.strip():
+                        yield line
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
+
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watches):
+            if session is not None:
+                await session.close()
+        self._session = self._watches = None
 
     async def get(self, kind: str, namespace: str | None, name: str,
                   api_version: str | None = None) -> dict[str, Any] | None:

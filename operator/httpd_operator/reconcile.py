@@ -8,6 +8,7 @@ site or any of its children only *kick* the site: bursts are coalesced into one 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime
 import logging
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,7 @@ from httpd_operator.errors import SpecError
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.metrics import Metrics
 from httpd_operator.packed import Packed
+from httpd_operator.peering import Peering
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.render import Rendered, render_site
 from httpd_operator.render.config import ANNOTATION_CHECKSUM
@@ -107,6 +109,10 @@ class Engine:
     links: Links = field(default_factory=Links)
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     metrics: Metrics | None = None
+    peering: Peering | None = None  # with --peering: reconcile only while kopf has not paused us
+    # A context of kopf's handlers (for kopf.info/warn, which post events through it), taken from
+    # the first site event; reconciles run in a copy of it, whoever kicked them.
+    context: contextvars.Context | None = None
     protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
     # Claims this run created: their volumes are new, so Retain is set without reading them first.
     created_claims: set[tuple[str, str]] = field(default_factory=set)
@@ -131,6 +137,13 @@ class Engine:
     _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
     _attempts: dict[SiteKey, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Reconciles in flight at once: each holds its site's objects unpacked, so a burst of a
+    # thousand kicks must not unpack a thousand sites at the same time (RSS), nor interleave them.
+    concurrency: int = 64
+    _slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrency)
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -139,15 +152,20 @@ class Engine:
         if key in self._pending:
             return
         self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(key, self.debounce if delay is None else delay))
+        task = asyncio.get_running_loop().create_task(self._run(key, self.debounce if delay is None else delay),
+                                                      context=self.context.copy() if self.context else None)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, key: SiteKey, delay: float) -> None:
         await asyncio.sleep(delay)  # a debounce window, not a synchronisation
         lock = self._running.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._slots, lock:
             self._pending.discard(key)
+            if self.context is None:
+                return  # kopf has not handled a site yet: its listing of the sites kicks them all
+            if self.peering is not None and self.peering.paused():
+                return  # another replica acts; kopf relists the sites when this one resumes
             started = asyncio.get_running_loop().time()
             try:
                 result = await self.reconcile(*key)

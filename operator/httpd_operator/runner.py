@@ -14,6 +14,7 @@ from httpd_operator.connection import Cluster
 from httpd_operator.handlers import build
 from httpd_operator.kube import Kube, discover_versions
 from httpd_operator.metrics import Metrics
+from httpd_operator.peering import Peering, own_identity
 from httpd_operator.reconcile import Engine
 from httpd_operator.settings import Settings
 
@@ -28,23 +29,32 @@ def run(settings: Settings, configuration: Cluster,
     metrics = Metrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    registry, engine = build(settings, configuration, debounce=debounce, metrics=metrics, namespaces=namespaces)
+    terms = peering_terms(peering, priority)
+    registry, engine = build(settings, configuration, debounce=debounce, metrics=metrics, namespaces=namespaces,
+                             peering=terms)
     serve(registry, namespaces, liveness=liveness, stop_flag=stop_flag, ready_flag=ready_flag,
-          loop=loop, peering=peering, priority=priority)
+          loop=loop, peering=terms)
     return engine
+
+
+def peering_terms(name: str | None, priority: int | None) -> Peering | None:
+    """With peering, replicas with the highest priority act and the others wait; without an
+    explicit priority each replica draws a random one, so exactly one is active."""
+    if name is None:
+        return None
+    return Peering(name, priority if priority is not None else random.SystemRandom().randint(1, 2**31),
+                   own_identity())
 
 
 def serve(registry: kopf.OperatorRegistry, namespaces: Sequence[str] = (), *, liveness: str | None = None,
           stop_flag: threading.Event | None = None, ready_flag: threading.Event | None = None,
-          loop: asyncio.AbstractEventLoop | None = None, peering: str | None = None,
-          priority: int | None = None) -> None:
-    """kopf's run loop. With `peering`, replicas with the highest priority act and the others wait;
-    without an explicit priority each replica draws a random one, so exactly one is active."""
-    if peering and priority is None:
-        priority = random.SystemRandom().randint(1, 2**31)
+          loop: asyncio.AbstractEventLoop | None = None, peering: Peering | None = None) -> None:
+    """kopf's run loop (with the same peering terms the engine checks before it reconciles)."""
     kopf.run(
         loop=loop, registry=registry, clusterwide=not namespaces, namespaces=list(namespaces),
-        standalone=peering is None, peering_name=peering, priority=priority or 0,
+        standalone=peering is None, peering_name=peering.name if peering else None,
+        priority=peering.priority if peering else 0,
+        identity=peering.identity if peering else None,  # type: ignore[arg-type]
         liveness_endpoint=liveness, stop_flag=stop_flag, ready_flag=ready_flag)
 
 
@@ -81,10 +91,11 @@ class OperatorThread:
         try:
             # Discovery talks to the server: here, in the operator's thread, not the caller's loop.
             settings = with_discovered_versions(self.settings, self.configuration)
+            terms = peering_terms(self.peering, self.priority)
             self.registry, self.engine = build(settings, self.configuration, debounce=self.debounce,
-                                               metrics=self.metrics, namespaces=self.namespaces)
+                                               metrics=self.metrics, namespaces=self.namespaces, peering=terms)
             serve(self.registry, self.namespaces, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
-                  loop=loop, peering=self.peering, priority=self.priority)
+                  loop=loop, peering=terms)
         except BaseException as exc:  # reported by start() or stop()
             self.error = exc
             self.ready_flag.set()  # wake start(), which raises it

@@ -287,7 +287,9 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
 
     def _list(self, request: rendering.Request, info: kmock.ResourceInfo, ns: str | None) -> dict[str, Any]:
         res = request.resource
-        items = list(self._matching(request, res.group or "", res.plural or "", ns))
+        # As kube-apiserver answers: the items of a list carry neither kind nor apiVersion.
+        items = [{k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+                 for obj in self._matching(request, res.group or "", res.plural or "", ns)]
         api_version = f"{res.group}/{res.version}" if res.group else res.version
         return {"apiVersion": api_version, "kind": f"{info.kind}List",
                 "metadata": {"resourceVersion": str(self._rv)}, "items": items}

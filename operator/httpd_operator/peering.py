@@ -1,0 +1,71 @@
+"""Whether kopf's peering has paused this operator, read from the same peering objects.
+
+With `--peering`, kopf stops its watches while another live operator of a higher (or the same)
+priority is announced in the peering object. The children's watches are the operator's own
+(`informer.py`) and keep the stores fresh while paused; the engine asks this view before each
+reconcile, so a paused replica never writes. The rule is kopf's (`kopf/_core/engines/peering.py`):
+a peer is alive until `lastseen + lifetime`; peering that is required but whose CRD is missing
+pauses too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+MISSING = "MISSING"  # the informer's word for "the peering resource is not served"
+
+
+def own_identity() -> str:
+    """The name this replica announces itself with (the pod's name when POD_ID is set, as kopf)."""
+    return os.environ.get("POD_ID") or f"httpd-operator@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+@dataclass
+class Peering:
+    name: str
+    priority: int
+    identity: str
+    missing: bool = False
+    _peers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # object -> its status
+
+    def observe(self, type_: str | None, raw: dict[str, Any]) -> None:
+        """An informer callback for the peering objects."""
+        if type_ == MISSING:
+            self.missing = True
+            return
+        self.missing = False
+        meta = raw.get("metadata") or {}
+        if meta.get("name") != self.name:
+            return
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        if type_ == "DELETED":
+            self._peers.pop(key, None)
+        else:
+            self._peers[key] = raw.get("status") or {}
+
+    def paused(self, now: datetime.datetime | None = None) -> bool:
+        if self.missing:
+            return True
+        now = now or datetime.datetime.now(datetime.UTC)
+        for peers in self._peers.values():
+            for identity, peer in peers.items():
+                if identity == self.identity or not isinstance(peer, dict):
+                    continue
+                if _deadline(peer) > now and int(peer.get("priority") or 0) >= self.priority:
+                    return True
+        return False
+
+
+def _deadline(peer: dict[str, Any]) -> datetime.datetime:
+    try:
+        seen = datetime.datetime.fromisoformat(str(peer.get("lastseen")).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.datetime.max.replace(tzinfo=datetime.UTC)  # unreadable: presume alive
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=datetime.UTC)
+    return seen + datetime.timedelta(seconds=int(peer.get("lifetime") or 60))
