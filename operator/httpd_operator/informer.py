@@ -26,6 +26,8 @@ from httpd_operator.kube import ApiError, Kube
 logger = logging.getLogger("httpd_operator.informer")
 Callback = Callable[[str | None, dict[str, Any]], None]
 WATCH_SECONDS = 300  # the server ends a watch after this; it resumes at once
+# With missing_ok, what the callback also hears about the resource itself (its object is empty).
+MISSING, LISTED = "MISSING", "LISTED"
 
 
 class Gone(Exception):
@@ -53,14 +55,22 @@ class Informer:
             obj.setdefault("kind", kind)  # a list's items carry neither (watch events do)
             obj.setdefault("apiVersion", answer.get("apiVersion"))
             meta = obj.get("metadata") or {}
-            seen[(meta.get("namespace") or "", meta.get("name") or "")] = meta.get("uid")
+            key = (meta.get("namespace") or "", meta.get("name") or "")
+            seen[key] = meta.get("uid")
+            if key in self.known and self.known[key] != seen[key]:  # deleted and made again meanwhile
+                self._vanished(key, self.known[key])
             self.callback(None, obj)
-        for (namespace, name), uid in self.known.items():
-            if (namespace, name) not in seen:  # deleted while we were not watching
-                self.callback("DELETED", {"metadata": {"namespace": namespace, "name": name, "uid": uid}})
+        for key, uid in self.known.items():
+            if key not in seen:  # deleted while we were not watching
+                self._vanished(key, uid)
         self.known = seen
+        if self.missing_ok:
+            self.callback(LISTED, {})
         self.synced.set()
         return str((answer.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _vanished(self, key: tuple[str, str], uid: str | None) -> None:
+        self.callback("DELETED", {"metadata": {"namespace": key[0], "name": key[1], "uid": uid}})
 
     async def watch(self, since: str) -> str:
         query = self._query(watch="1", resourceVersion=since, allowWatchBookmarks="true",
@@ -86,20 +96,29 @@ class Informer:
 
     async def run(self) -> None:
         since, failures = "", 0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 if not since:
                     since = await self.relist()
+                started = loop.time()
                 since = await self.watch(since)
-                failures = 0
+                if loop.time() - started < 1.0:  # ended at once (a proxy?): do not spin
+                    failures += 1
+                    await asyncio.sleep(min(30.0, 0.1 * 2 ** min(failures, 8)))  # backoff, not a synchronisation
+                else:
+                    failures = 0
             except Gone:
                 since = ""
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 (the API erred, or a stream broke: relist after a pause)
+                if isinstance(exc, ApiError) and exc.status == 410:
+                    since = ""  # Gone, answered as a status rather than in the stream
+                    continue
                 failures += 1
                 if self.missing_ok and isinstance(exc, ApiError) and exc.status == 404:
-                    self.callback("MISSING", {})
+                    self.callback(MISSING, {})
                     self.synced.set()
                 delay = exc.retry_after if isinstance(exc, ApiError) and exc.retry_after else \
                     min(30.0, 0.5 * 2 ** min(failures, 6))

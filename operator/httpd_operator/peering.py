@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-MISSING = "MISSING"  # the informer's word for "the peering resource is not served"
+from httpd_operator.informer import LISTED, MISSING
 
 
 def own_identity() -> str:
@@ -35,10 +35,9 @@ class Peering:
 
     def observe(self, type_: str | None, raw: dict[str, Any]) -> None:
         """An informer callback for the peering objects."""
-        if type_ == MISSING:
-            self.missing = True
+        if type_ in (MISSING, LISTED):  # whether the peering resource is served at all
+            self.missing = type_ == MISSING
             return
-        self.missing = False
         meta = raw.get("metadata") or {}
         if meta.get("name") != self.name:
             return
@@ -56,16 +55,24 @@ class Peering:
             for identity, peer in peers.items():
                 if identity == self.identity or not isinstance(peer, dict):
                     continue
-                if _deadline(peer) > now and int(peer.get("priority") or 0) >= self.priority:
+                if _deadline(peer, now) > now and _number(peer.get("priority"), 0) >= self.priority:
                     return True
         return False
 
 
-def _deadline(peer: dict[str, Any]) -> datetime.datetime:
+def _number(value: Any, default: int) -> int:
     try:
-        seen = datetime.datetime.fromisoformat(str(peer.get("lastseen")).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.datetime.max.replace(tzinfo=datetime.UTC)  # unreadable: presume alive
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _deadline(peer: dict[str, Any], now: datetime.datetime) -> datetime.datetime:
+    """lastseen + lifetime; a peer that never said when it was seen counts as seen now (as kopf)."""
+    try:
+        seen = datetime.datetime.fromisoformat(str(peer["lastseen"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        seen = now
     if seen.tzinfo is None:
         seen = seen.replace(tzinfo=datetime.UTC)
-    return seen + datetime.timedelta(seconds=int(peer.get("lifetime") or 60))
+    return seen + datetime.timedelta(seconds=_number(peer.get("lifetime", 60), 60))
