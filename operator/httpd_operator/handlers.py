@@ -1,8 +1,9 @@
-"""The kopf side: watches feed the engine's stores, and every event about a site or its children
-kicks it.
+"""The kopf side, and the watches beside it: kopf watches the sites (and logs in, posts events,
+runs peering); the operator's own informers watch the children (`informer.py`). Both feed the
+engine's stores, and every event about a site or one of its children kicks that site.
 
-Only event handlers are used: kopf then writes no finalizers and no annotations of its own, so the
-operator's writes are exactly the children, the status and events.
+kopf's only resource handler is an event handler: it then writes no finalizers and no annotations of
+its own, so the operator's writes are exactly the children, the status and events.
 """
 
 from __future__ import annotations
@@ -137,9 +138,8 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         cluster.expire()
         return cluster.connection_info()  # type: ignore[no-any-return]
 
-    # One event handler per kind keeps the store and kicks the sites concerned (kopf indexes would
-    # run a second handler per event, and kopf's per-handler machinery is most of its CPU).
-    # The handlers read the event's raw object (plain dicts), not kopf's Body views over it.
+    # kopf's one handler: the sites. It keeps their store and kicks them (and the sites sharing
+    # their volume); it reads the event's raw object (plain dicts), not kopf's Body views over it.
     @kopf.on.event(*watched["HttpdSite"][0], id="site", registry=registry)
     async def site_event(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
         raw = event["object"]
