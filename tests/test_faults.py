@@ -129,3 +129,23 @@ async def test_operator_killed_at_random_points_converges_and_never_deletes_clai
     claim_deletes = [r for r in api.server._requests
                      if r.method.value == "DELETE" and "persistentvolumeclaims" in r.url.path]
     assert claim_deletes == []
+
+
+async def test_a_namespace_being_deleted_is_not_hammered(api: Api, operator) -> None:
+    """kube-apiserver refuses creates in a terminating namespace (403) while the namespace
+    controller deletes the children before the site: the operator must not retry what can never
+    succeed (its site's deletion follows), but leave sites elsewhere unaffected."""
+    terminating = ("services \"doomed\" is forbidden: unable to create new content in namespace ns "
+                   "because it is being terminated")
+    api.server[lambda r: r.method.value == "POST" and r.url.path == "/api/v1/namespaces/ns/services"] << \
+        kmock.KubernetesError(status=403, reason="Forbidden", message=terminating)
+    op = await operator()
+    await api.create_site(site("doomed"))
+    await api.create_site(site("fine", namespace="other"))
+    await eventually(lambda: (api.site_status("other", "fine") or {}).get("phase") == "Ready")
+    await eventually(lambda: op.engine.idle and op.engine.reconciled >= 2)
+    attempts = [r for r in api.server._requests if ours(r) and r.method.value == "POST"
+                and r.url.path == "/api/v1/namespaces/ns/services"]
+    # No retry is scheduled (the engine is idle): one attempt per reconcile its children's own
+    # events asked for (created, bound, rolled out), not a backoff loop.
+    assert 1 <= len(attempts) <= 3, len(attempts)

@@ -173,6 +173,12 @@ class Engine:
             except ApiError as exc:
                 if self.metrics:
                     self.metrics.api_errors.labels(str(exc.status)).inc()
+                if exc.status == 403 and "being terminated" in exc.message:
+                    # The namespace is being deleted, and the site with it: nothing can be made
+                    # there any more, and its deletion event ends the matter. No retries.
+                    logger.info("site %s/%s: its namespace is being deleted; not retried", *key)
+                    self.reconciled += 1
+                    return
                 attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
                 backoff = exc.retry_after or min(60.0, 0.5 * 2 ** min(attempt, 7))
                 logger.warning("site %s/%s: API error %s; retrying in %.1fs", *key, exc, backoff)
