@@ -26,7 +26,7 @@ import uuid
 
 import yaml
 
-from httpd_operator.kube import Kube, load_configuration
+from httpd_operator.kube import ApiError, Kube, load_configuration
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -110,6 +110,16 @@ def main() -> None:
         operator.terminate()
         operator.wait(30)
         admin._call("DELETE", f"/api/v1/namespaces/{namespace}")
+        # Gone before the next run starts: an operator would otherwise meet this one's teardown.
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                admin._call("GET", f"/api/v1/namespaces/{namespace}")
+            except ApiError as exc:
+                if exc.status == 404:
+                    break
+                raise
+            time.sleep(1)  # polling the namespace's deletion, not a synchronisation
     n = args.sites
     total = sum(v for k, v in by_verb.items() if not k.startswith(("watch", "list")))
     print(f"== {n} sites against the real kube-apiserver 1.20.2 (audit log)")

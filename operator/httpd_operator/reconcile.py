@@ -133,6 +133,7 @@ class Engine:
     _in_shape: dict[tuple[str, str, str], tuple[int, Any, dict[str, Any] | None]] = field(default_factory=dict)
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
+    _doomed: set[str | None] = field(default_factory=set)  # sites (uids) whose namespace is being deleted
     _gone: set[tuple[str, str, str, str | None]] = field(default_factory=set)  # deleted, not yet seen gone
     _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
     _attempts: dict[SiteKey, int] = field(default_factory=dict)
@@ -175,8 +176,12 @@ class Engine:
                     self.metrics.api_errors.labels(str(exc.status)).inc()
                 if exc.status == 403 and "being terminated" in exc.message:
                     # The namespace is being deleted, and the site with it: nothing can be made
-                    # there any more, and its deletion event ends the matter. No retries.
-                    logger.info("site %s/%s: its namespace is being deleted; not retried", *key)
+                    # there any more (its children's deletions would kick it again and again), and
+                    # its own deletion ends the matter. This site is left alone from now on.
+                    seen = self.stores["HttpdSite"].get(key)
+                    if seen is not None:
+                        self._doomed.add(seen.uid)
+                    logger.info("site %s/%s: its namespace is being deleted; left alone", *key)
                     self.reconciled += 1
                     return
                 attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
@@ -263,6 +268,8 @@ class Engine:
 
     def forget(self, kind: str, namespace: str, name: str, uid: str | None) -> None:
         """A child was deleted: drop our copy of it, unless we have already re-created it."""
+        if kind == "HttpdSite":
+            self._doomed.discard(uid)
         self._in_shape.pop((kind, namespace, name), None)
         mine = self.written.get((kind, namespace, name))
         if mine is not None and (mine.get("metadata") or {}).get("uid") == uid:
@@ -286,6 +293,9 @@ class Engine:
         return meta.get("uid"), meta.get("generation"), claim, children, jobs
 
     async def reconcile(self, namespace: str, name: str) -> str:
+        seen = self.stores["HttpdSite"].get((namespace, name))
+        if seen is not None and seen.uid in self._doomed:
+            return "gone"  # its namespace is being deleted
         body = self.actual("HttpdSite", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             if self.metrics:
