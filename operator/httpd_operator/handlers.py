@@ -1,5 +1,5 @@
-"""The kopf side, and the watches beside it: kopf watches the sites (and logs in, posts events,
-runs peering); the operator's own informers watch the children (`informer.py`). Both feed the
+"""The kopf side, and the watches beside it: kopf watches the sites (and logs in, runs peering);
+the operator's own informers watch the children (`informer.py`). Both feed the
 engine's stores, and every event about a site or one of its children kicks that site.
 
 kopf's only resource handler is an event handler: it then writes no finalizers and no annotations of
@@ -9,7 +9,6 @@ its own, so the operator's writes are exactly the children, the status and event
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import fnmatch
 import logging
 from collections.abc import Mapping, Sequence
@@ -114,6 +113,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         for scope in _scopes(namespaces):
             sites = Informer(engine.kube, path("HttpdSite", scope), None, _site_listed, "sites")
             await _retried(sites.relist, logger)
+        engine.ready = True
         logger.info(f"watching {len(informers)} kinds of children in {len(_scopes(namespaces))} scopes")
 
     def _site_listed(type: str | None, raw: dict[str, Any]) -> None:
@@ -129,6 +129,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.events.close()
         await engine.kube.aclose()
 
     @kopf.on.login(registry=registry)
@@ -143,8 +144,6 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
     @kopf.on.event(*watched["HttpdSite"][0], id="site", registry=registry)
     async def site_event(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
         raw = event["object"]
-        if engine.context is None:
-            engine.context = contextvars.copy_context()
         engine.observe("HttpdSite", type, raw)
         volume = _volume(raw) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))

@@ -1,6 +1,6 @@
 """Bring one site's children and status in line with its spec: apply and report, nothing more.
 
-The operator keeps what it has seen in memory (stores fed by kopf's watches), so a converged site
+The operator keeps what it has seen in memory (stores fed by the watches), so a converged site
 costs no API request at all, and a restart on a converged cluster writes nothing. Events about a
 site or any of its children only *kick* the site: bursts are coalesced into one reconcile.
 """
@@ -8,17 +8,15 @@ site or any of its children only *kick* the site: bursts are coalesced into one 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import datetime
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
 from httpd_operator.diff import is_subset, merge_patch
 from httpd_operator.errors import SpecError
+from httpd_operator.events import Events
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.metrics import Metrics
 from httpd_operator.packed import Packed
@@ -34,7 +32,7 @@ from httpd_operator.status import Observed, condition, desired_status, merge_con
 
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
-# The kinds kept in memory (`Engine.stores`), each watched by one kopf event handler.
+# The kinds kept in memory (`Engine.stores`): the sites (kopf) and the children (informers).
 STORED = ("HttpdSite", "PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
           "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
 # Children that exist only while the spec asks for them (named like the site); removed otherwise.
@@ -110,9 +108,8 @@ class Engine:
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     metrics: Metrics | None = None
     peering: Peering | None = None  # with --peering: reconcile only while kopf has not paused us
-    # A context of kopf's handlers (for kopf.info/warn, which post events through it), taken from
-    # the first site event; reconciles run in a copy of it, whoever kicked them.
-    context: contextvars.Context | None = None
+    events: Events = field(init=False)  # Kubernetes Events, posted in the background
+    ready: bool = False  # set once every store has been listed (start-up)
     protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
     # Claims this run created: their volumes are new, so Retain is set without reading them first.
     created_claims: set[tuple[str, str]] = field(default_factory=set)
@@ -145,6 +142,7 @@ class Engine:
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.concurrency)
+        self.events = Events(self.kube)
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -153,8 +151,7 @@ class Engine:
         if key in self._pending:
             return
         self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(key, self.debounce if delay is None else delay),
-                                                      context=self.context.copy() if self.context else None)
+        task = asyncio.get_running_loop().create_task(self._run(key, self.debounce if delay is None else delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -163,8 +160,8 @@ class Engine:
         lock = self._running.setdefault(key, asyncio.Lock())
         async with self._slots, lock:
             self._pending.discard(key)
-            if self.context is None:
-                return  # kopf has not handled a site yet: its listing of the sites kicks them all
+            if not self.ready:
+                return  # the stores are being filled; kopf's listing of the sites kicks them all after
             if self.peering is not None and self.peering.paused():
                 return  # another replica acts; kopf relists the sites when this one resumes
             started = asyncio.get_running_loop().time()
@@ -357,7 +354,7 @@ class Engine:
         if any(note.startswith("created") for note in changed):
             # The new children's watch events kick this site again within moments; reporting then
             # saves a status write that would only say "creating". The kick is the fallback.
-            kopf.info(body, reason="Applied", message="; ".join(changed))
+            self.events.info(body, "Applied", "; ".join(changed))
             self._created_at[key] = now
             self.kick(key, delay=1.0)
             return "changed"
@@ -369,10 +366,11 @@ class Engine:
         self._created_at.pop(key, None)
         wrote_status = await self._write_status(body, status)
         if changed:
-            kopf.info(body, reason="Applied", message="; ".join(changed))
+            self.events.info(body, "Applied", "; ".join(changed))
         if wrote_status:
             self._announce(body, status)
-        volume = (body.get("spec") or {}).get("volume")
+        spec = body.get("spec")
+        volume = spec.get("volume") if isinstance(spec, dict) else None
         if not changed and not (isinstance(volume, dict) and volume.get("type") == "FromSite"):
             # FromSite reads another site too: never skipped. Others: same inputs, same outcome.
             self._quiet[key] = fingerprint
@@ -572,7 +570,7 @@ class Engine:
                 meta = body["metadata"]
                 logger.warning("site %s/%s: %s: %s", meta.get("namespace"), meta.get("name"),
                                cond["reason"], cond["message"])
-                kopf.warn(body, reason=cond["reason"], message=cond["message"])
+                self.events.warn(body, cond["reason"], cond["message"])
 
 
 def _settling(observed: Observed) -> bool:

@@ -404,7 +404,9 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         if not meta.get("name"):
             if not meta.get("generateName"):
                 raise error(422, "Invalid", "metadata.name: Required value: name or generateName is required")
-            meta["name"] = meta["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+            # As kube-apiserver's name generator: the prefix cut to 58 characters, 5 random ones added.
+            meta["name"] = str(meta["generateName"])[:58] + "".join(
+                random.choices(string.ascii_lowercase + string.digits, k=5))
         name = meta["name"]
         if not isinstance(name, str) or len(name) > 253 or not _SUBDOMAIN.match(name):
             raise error(422, "Invalid", f'{info.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
