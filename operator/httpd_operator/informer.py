@@ -4,7 +4,7 @@ each event handed to a callback (the engine's store and its kicks).
 kopf runs every watch event through its handler machinery (causes, progress, a logger and some
 thirty keyword arguments per handler): for children, whose events only refresh a cache and kick
 their site, that was a third of the operator's CPU at 1000 sites (`bench/`). kopf still watches the
-sites, logs in, posts events and runs peering; the engine does not reconcile while kopf's peering
+sites, logs in and runs peering; the engine does not reconcile while kopf's peering
 has paused the operator (`peering.py`).
 
 The protocol is the API server's: a 410 Gone (the resourceVersion has been compacted away) or any
