@@ -19,7 +19,7 @@ import kopf
 from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.connection import Cluster
 from httpd_operator.informer import Informer
-from httpd_operator.kube import ApiError, Kube, path
+from httpd_operator.kube import ApiError, Kube, backoff, path
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering
 from httpd_operator.reconcile import Engine
@@ -193,7 +193,7 @@ async def _retried(call: Any, logger: Any) -> Any:
             return await call()
         except ApiError as exc:
             attempt += 1
-            delay = exc.retry_after or min(30.0, 0.5 * 2 ** attempt)
+            delay = backoff(attempt, exc)
             logger.warning(f"{exc}; retrying in {delay:.1f}s")
             await asyncio.sleep(delay)  # backoff before the retry, not a synchronisation
 

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from httpd_operator.kube import ApiError, Kube
+from httpd_operator.kube import ApiError, Kube, backoff
 
 logger = logging.getLogger("httpd_operator.informer")
 Callback = Callable[[str | None, dict[str, Any]], None]
@@ -48,12 +48,9 @@ class Informer:
         return {**({"labelSelector": self.selector} if self.selector else {}), **extra}
 
     async def relist(self) -> str:
-        answer = await self.kube.call("GET", self.url, query=self._query()) or {}
+        items, version = await self.kube.listing(self.url, self._query())
         seen: dict[tuple[str, str], str | None] = {}
-        kind = str(answer.get("kind") or "").removesuffix("List")
-        for obj in answer.get("items") or []:
-            obj.setdefault("kind", kind)  # a list's items carry neither (watch events do)
-            obj.setdefault("apiVersion", answer.get("apiVersion"))
+        for obj in items:
             meta = obj.get("metadata") or {}
             key = (meta.get("namespace") or "", meta.get("name") or "")
             seen[key] = meta.get("uid")
@@ -67,7 +64,7 @@ class Informer:
         if self.missing_ok:
             self.callback(LISTED, {})
         self.synced.set()
-        return str((answer.get("metadata") or {}).get("resourceVersion") or "")
+        return version
 
     def _vanished(self, key: tuple[str, str], uid: str | None) -> None:
         self.callback("DELETED", {"metadata": {"namespace": key[0], "name": key[1], "uid": uid}})
@@ -105,7 +102,7 @@ class Informer:
                 since = await self.watch(since)
                 if loop.time() - started < 1.0:  # ended at once (a proxy?): do not spin
                     failures += 1
-                    await asyncio.sleep(min(30.0, 0.1 * 2 ** min(failures, 8)))  # backoff, not a synchronisation
+                    await asyncio.sleep(backoff(failures, base=0.1))  # not a synchronisation
                 else:
                     failures = 0
             except Gone:
@@ -120,8 +117,7 @@ class Informer:
                 if self.missing_ok and isinstance(exc, ApiError) and exc.status == 404:
                     self.callback(MISSING, {})
                     self.synced.set()
-                delay = exc.retry_after if isinstance(exc, ApiError) and exc.retry_after else \
-                    min(30.0, 0.5 * 2 ** min(failures, 6))
+                delay = backoff(failures, exc)
                 logger.warning("watching %s: %s; again in %.1fs", self.name, exc, delay)
                 since = ""
                 await asyncio.sleep(delay)  # backoff before the relist, not a synchronisation

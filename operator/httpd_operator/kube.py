@@ -55,6 +55,14 @@ VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1")),
 ADD_ONS = frozenset({"ServiceMonitor"})
 
 
+def backoff(attempt: int, exc: BaseException | None = None, cap: float = 30.0, base: float = 0.5) -> float:
+    """Seconds to wait before retry number `attempt`: the server's Retry-After when it sent one,
+    else doubling from `base`, up to `cap` (every retry loop of the operator uses this)."""
+    if isinstance(exc, ApiError) and exc.retry_after:
+        return exc.retry_after
+    return min(cap, base * 2 ** min(attempt, 16))
+
+
 class ApiError(Exception):
     """A failed API call, with the HTTP status and the server's Status message."""
 
@@ -189,15 +197,20 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: str, namespace: str | None, label_selector: str | None = None,
-                   api_version: str | None = None) -> list[dict[str, Any]]:
-        query = {"labelSelector": label_selector} if label_selector else None
-        answer = await self.call("GET", path(kind, namespace, api_version=api_version), query=query) or {}
+    async def listing(self, url: str, query: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str]:
+        """A list's items, each with the kind and apiVersion a list leaves out (watch events and
+        GETs carry them), and the list's resourceVersion (where a watch starts)."""
+        answer = await self.call("GET", url, query=query) or {}
+        kind = str(answer.get("kind") or "").removesuffix("List")
         items = answer.get("items") or []
-        for item in items:  # a list's items carry neither kind nor apiVersion
+        for item in items:
             item.setdefault("kind", kind)
-            item.setdefault("apiVersion", answer.get("apiVersion") or api_version)
-        return items
+            item.setdefault("apiVersion", answer.get("apiVersion"))
+        return items, str((answer.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return (await self.listing(path(kind, namespace), query))[0]
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]

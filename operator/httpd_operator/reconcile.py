@@ -17,7 +17,7 @@ from typing import Any
 from httpd_operator.diff import is_subset, merge_patch
 from httpd_operator.errors import SpecError
 from httpd_operator.events import Events
-from httpd_operator.kube import ApiError, Kube
+from httpd_operator.kube import ApiError, Kube, backoff
 from httpd_operator.metrics import Metrics
 from httpd_operator.packed import Packed
 from httpd_operator.peering import Peering
@@ -182,10 +182,10 @@ class Engine:
                     self.reconciled += 1
                     return
                 attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
-                backoff = exc.retry_after or min(60.0, 0.5 * 2 ** min(attempt, 7))
-                logger.warning("site %s/%s: API error %s; retrying in %.1fs", *key, exc, backoff)
+                delay = backoff(attempt, exc, cap=60.0)
+                logger.warning("site %s/%s: API error %s; retrying in %.1fs", *key, exc, delay)
                 result = "error"
-                self.kick(key, delay=backoff)
+                self.kick(key, delay=delay)
             except Exception:  # a bug must not kill the operator or other sites
                 logger.exception("site %s/%s: reconcile failed", *key)
                 attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
