@@ -21,7 +21,7 @@ from httpd_operator.connection import Cluster
 from httpd_operator.informer import Informer
 from httpd_operator.kube import ApiError, Kube, backoff, path
 from httpd_operator.metrics import Metrics
-from httpd_operator.peering import Peering
+from httpd_operator.peering import Peering, ensure_peering_object
 from httpd_operator.reconcile import Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
@@ -104,6 +104,12 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
                 tasks.append(asyncio.create_task(informer.run(), name=f"watch {informer.name}"))
         if peering is not None:  # kopf's peering objects: cluster-wide, or one in each namespace
             for scope in _scopes(namespaces):
+                if scope is not None or not namespaces:  # (not with patterns: no one namespace)
+                    url = _peering_url(scope, namespaces)
+                    made = await _retried(lambda url=url: ensure_peering_object(engine.kube, url, peering.name),
+                                          logger)
+                    if not made:
+                        logger.warning(f"may not create the peering object {peering.name} ({url}): 403")
                 informer = Informer(engine.kube, _peering_url(scope, namespaces), None, peering.observe, "peering",
                                     missing_ok=True)
                 informers.append(informer)

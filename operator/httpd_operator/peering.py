@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from httpd_operator.informer import LISTED, MISSING
+from httpd_operator.kube import ApiError, Kube
+
+PEERING_KINDS = {"clusterkopfpeerings": "ClusterKopfPeering", "kopfpeerings": "KopfPeering"}
 
 
 def own_identity() -> str:
@@ -76,3 +79,25 @@ def _deadline(peer: dict[str, Any], now: datetime.datetime) -> datetime.datetime
     if seen.tzinfo is None:
         seen = seen.replace(tzinfo=datetime.UTC)
     return seen + datetime.timedelta(seconds=_number(peer.get("lifetime", 60), 60))
+
+
+async def ensure_peering_object(kube: Kube, url: str, name: str) -> bool:
+    """Create the peering object the replicas meet at, unless it exists (True: it does now).
+
+    The manifests cannot carry it: `kubectl apply -k` (and a GitOps tool applying a folder at once)
+    refuses a custom resource whose CRD is in the same apply and not yet established. A 404 (the
+    CRD is not served yet) is raised, to be retried; a 403 (an RBAC that grants no `create`, with
+    the object made by the installer) is not an error.
+    """
+    plural = url.rstrip("/").rsplit("/", 1)[-1]
+    body = {"apiVersion": "kopf.dev/v1", "kind": PEERING_KINDS[plural],
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "httpd-operator"}}}
+    try:
+        await kube.call("POST", url, body)
+    except ApiError as exc:
+        if exc.status == 409:
+            return True
+        if exc.status == 403:
+            return False
+        raise
+    return True

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
 
 # The metrics sidecar (spec.metrics.enabled): reads httpd's mod_status, serves Prometheus metrics.
-EXPORTER_IMAGE = "quay.io/lusitaniae/apache-exporter:v1.0.10"
+EXPORTER_IMAGE = "ghcr.io/httpd-operator/apache-exporter:0.12.0"
 
 # Where the image keeps its document root; the content volume is mounted over it by default.
 DOCUMENT_ROOT = "/usr/local/apache2/htdocs"

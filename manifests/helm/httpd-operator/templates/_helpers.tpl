@@ -128,8 +128,8 @@ Peering rules are added where they are used.
 
 {{/* kopf peering: a ClusterKopfPeering when watching every namespace, else a KopfPeering in each. */}}
 {{- define "httpd-operator.peeringRule" -}}
-# Peering: several replicas, one active (kopf).
+# Peering: several replicas, one active (kopf); the operator creates the object if it is missing.
 - apiGroups: [kopf.dev]
   resources: [{{ if .Values.watchNamespaces }}kopfpeerings{{ else }}clusterkopfpeerings{{ end }}]
-  verbs: [list, watch, patch]
+  verbs: [list, watch, patch, create]
 {{- end -}}
