@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-quick lint bench render clean control-plane e2e node e2e-local
+.PHONY: demo test test-quick lint bench render clean control-plane e2e node e2e-local images push
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/httpd-operator demo
 
+# shellcheck is Debian's (apt-get install shellcheck; .ci/run installs it); skipped if absent.
+SHELL_SCRIPTS := $(filter-out %.py,$(wildcard hack/* hack/lib/*.sh)) .ci/run
 lint: $(VENV)/.installed
-	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff check operator tests bench hack
+	@if command -v shellcheck >/dev/null; then shellcheck -x $(filter-out hack/lib,$(SHELL_SCRIPTS)); \
+	  else echo "lint: shellcheck not installed (apt-get install shellcheck): shell scripts not checked"; fi
 
 test: lint
 	$(BIN)/python -m pytest
@@ -42,16 +46,31 @@ e2e: $(VENV)/.installed
 node: control-plane
 	bash hack/node build && bash hack/node start
 
-# End to end on this machine alone: control plane + node, the httpd image (hack/httpd-image
-# build) imported into the node, then stopped (both) unless E2E_KEEP=1.
+# Every image the project ships, built offline with podman (hack/images); prints NAME:TAG lines.
+images:
+	bash hack/images build
+
+# The images and the chart (an OCI artifact, by Helm's engine) to a registry of yours:
+#   make push REGISTRY=registry.example.com/httpd-operator
+push: $(VENV)/.installed
+	@test -n "$(REGISTRY)" || { echo "make push REGISTRY=host/path" >&2; exit 2; }
+	bash hack/images push $(REGISTRY)
+	$(BIN)/python hack/chart.py push $(REGISTRY)
+
+# End to end on this machine alone: control plane + node, the images (hack/images build) imported
+# into the node (the operator's also as :VERSION-upgrade, for the Helm upgrade), then stopped
+# (both) unless E2E_KEEP=1. The install suite's figures are printed at the end.
+E2E_FIGURES ?= $(or $(TMPDIR),/tmp)/httpd-operator-e2e-figures.json
 e2e-local: $(VENV)/.installed
 	bash hack/control-plane build
 	bash hack/node build
 	bash hack/control-plane start >/dev/null
 	bash hack/node start
-	image=$$(bash hack/httpd-image build) && bash hack/node import-image "$$image" \
-	  && eval "$$(bash hack/node env)" && HTTPD_OPERATOR_E2E_IMAGE="$$image" \
-	  $(BIN)/python -m pytest tests/e2e -v -p no:cacheprovider; rc=$$?; \
+	refs=$$(bash hack/images build) && set -- $$refs && bash hack/node import-image "$$@" "$$1=$$1-upgrade" \
+	  && eval "$$(bash hack/node env)" && HTTPD_OPERATOR_E2E_IMAGE="$$2" HTTPD_OPERATOR_E2E_IMAGES="$$refs" \
+	  HTTPD_OPERATOR_E2E_UPGRADE_IMAGE="$$1-upgrade" HTTPD_OPERATOR_E2E_FIGURES="$(E2E_FIGURES)" \
+	  $(BIN)/python -m pytest tests/e2e -v -p no:cacheprovider --durations=15; rc=$$?; \
+	  cat "$(E2E_FIGURES)" 2>/dev/null; \
 	  if [ -z "$(E2E_KEEP)" ]; then bash hack/node stop; bash hack/control-plane stop; fi; exit $$rc
 
 clean:

