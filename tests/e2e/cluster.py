@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,3 +155,131 @@ def audit_events() -> list[dict[str, Any]]:
     """The API server's audit log (HTTPD_OPERATOR_E2E_AUDIT_LOG; `hack/node env` names it)."""
     with open(AUDIT_LOG) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+# --- Sites, pods and volumes -------------------------------------------------------------------
+
+# This machine's own node (hack/node env): the host reaches pod addresses over the node's bridge,
+# and sees the node's /tmp (where the host-path provisioner puts volumes) at this path.
+NODE_TMP = os.environ.get("HTTPD_OPERATOR_E2E_NODE_TMP", "")
+DOCROOT = "/usr/local/apache2/htdocs"
+
+
+def apply(obj: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def site(namespace: str, name: str = "web", **spec: Any) -> dict[str, Any]:
+    """An HttpdSite of the image under test, applied."""
+    body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"image": IMAGE, **spec}}
+    apply(body)
+    return body
+
+
+def claim(namespace: str, name: str, size: str = "1Gi", access: str = "ReadWriteOnce") -> None:
+    apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": namespace},
+           "spec": {"accessModes": [access], "resources": {"requests": {"storage": size}}}})
+
+
+def generation_ready(namespace: str, name: str = "web") -> bool:
+    out = kubectl("-n", namespace, "get", "hs", name, "-o", "json", check=False)
+    if out.returncode:
+        return False
+    body = json.loads(out.stdout)
+    status = body.get("status") or {}
+    return status.get("phase") == "Ready" and status.get("observedGeneration") == body["metadata"]["generation"]
+
+
+def wait_ready(namespace: str, name: str = "web") -> None:
+    wait(lambda: generation_ready(namespace, name), f"site {name} Ready", interval=0.5)
+
+
+def site_pods(namespace: str, name: str = "web") -> list[dict[str, Any]]:
+    return [p for p in pods(namespace, f"app.kubernetes.io/instance={name}")
+            if not p["metadata"].get("deletionTimestamp")]
+
+
+def sh(namespace: str, target: str, script: str, container: str = "httpd",
+       check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A shell command in a running container (kubectl exec)."""
+    return kubectl("-n", namespace, "exec", target, "-c", container, "--", "sh", "-c", script, check=check)
+
+
+def in_volume(namespace: str, claim_name: str, script: str, sub_path: str = "", read_only: bool = False) -> str:
+    """Runs `script` in a short-lived pod that mounts the claim at /data (Docker's volumes-from
+    helper), as the httpd image's user; returns its output. Fails if the script does."""
+    name = f"vol-{uuid.uuid4().hex[:6]}"
+    mount = {"name": "data", "mountPath": "/data", "readOnly": read_only, **({"subPath": sub_path} if sub_path else {})}
+    apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+           "spec": {"restartPolicy": "Never",
+                    "securityContext": {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+                    "containers": [{"name": "sh", "image": IMAGE, "command": ["sh", "-c", script],
+                                    "volumeMounts": [mount]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}]}})
+    try:
+        phase = wait(lambda: (p := kubectl_json("-n", namespace, "get", "pod", name)["status"].get("phase"))
+                     in ("Succeeded", "Failed") and p, f"the helper pod {name} done")
+        logs = kubectl("-n", namespace, "logs", name).stdout
+        assert phase == "Succeeded", f"{script!r} failed in the volume: {logs}"
+        return logs
+    finally:
+        kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+
+
+def endpoints(namespace: str, service: str) -> list[str]:
+    """The Service's ready endpoint addresses (what kube-proxy would route to)."""
+    out = kubectl("-n", namespace, "get", "endpoints", service, "-o", "json", check=False)
+    if out.returncode:
+        return []
+    return [a["ip"] for s in json.loads(out.stdout).get("subsets") or [] for a in s.get("addresses") or []]
+
+
+@dataclass
+class ServicePoller:
+    """GET through a Service as kube-proxy would route it: each request to one of its ready
+    endpoints, on the pods' own addresses (reachable from this machine's node only). The
+    endpoints are refreshed in a thread of their own, from the API, every 0.5 s."""
+
+    namespace: str
+    service: str = "web"
+    port: int = 8080
+    path: str = "/"
+    interval: float = 0.1
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    bodies: set[bytes] = field(default_factory=set)
+    _ips: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> ServicePoller:
+        self._ips = endpoints(self.namespace, self.service)
+        assert self._ips, f"svc/{self.service} has no ready endpoints"
+        for target in (self._refresh, self._run):
+            self._threads.append(threading.Thread(target=target, daemon=True))
+            self._threads[-1].start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+                self._ips = endpoints(self.namespace, self.service) or self._ips
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            started, ips, turn = time.monotonic(), self._ips, turn + 1
+            ip = ips[turn % len(ips)]
+            try:
+                with urllib.request.urlopen(f"http://{ip}:{self.port}{self.path}", timeout=5) as response:
+                    self.bodies.add(response.read())
+                    self.ok += 1
+            except (OSError, urllib.error.HTTPError) as exc:
+                self.failures.append(f"{ip}: {type(exc).__name__}: {exc}")
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))

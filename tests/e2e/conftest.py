@@ -5,7 +5,7 @@ run from this process (as `httpd-operator run` would) for the suites that are no
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -62,3 +62,22 @@ def operator(crds: None, namespace: str) -> Iterator[OperatorThread]:
         yield thread
     finally:
         thread.stop()
+
+
+@pytest.fixture
+def operator_with(crds: None, namespace: str) -> Iterator[Callable[..., OperatorThread]]:
+    """The operator with settings of the test's own (`operator_with(allowed_host_paths=(...,))`)."""
+    threads: list[OperatorThread] = []
+
+    def start(**settings: object) -> OperatorThread:
+        thread = OperatorThread(Settings(default_image=IMAGE, **settings), load_configuration(KUBECONFIG),
+                                (namespace,))
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    try:
+        yield start
+    finally:
+        for thread in threads:
+            thread.stop()
