@@ -68,6 +68,16 @@ def test_container_is_hardened_and_writes_only_to_volumes() -> None:
     assert spec["automountServiceAccountToken"] is False
 
 
+def test_a_terminating_pod_keeps_serving_while_it_leaves_the_services_endpoints() -> None:
+    """Found on real pods (tests/e2e/test_day_two_on_pods.py): during a rolling update the
+    terminating httpd refused connections the Service still sent it. It waits first, then stops
+    gracefully within the grace period."""
+    spec = pod(objects())
+    (container,) = [c for c in spec["containers"] if c["name"] == "httpd"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and 0 < int(command[1]) < spec["terminationGracePeriodSeconds"] - 10
+
+
 def test_port_replicas_image_and_scheduling_fields_reach_the_pod() -> None:
     objs = objects(replicas=4, port=9090, image="example/httpd:1", service={"type": "NodePort", "port": 8080},
                    resources={"limits": {"memory": "128Mi"}}, nodeSelector={"disk": "ssd"},

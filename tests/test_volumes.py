@@ -67,6 +67,24 @@ def test_read_write_once_colocates_replicas_on_one_node() -> None:
     assert objs["Deployment"]["spec"]["template"]["metadata"]["labels"]["httpd.dev/claim"] == "web-htdocs"
 
 
+SPREAD = {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+    "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "web"}}, "topologyKey": "kubernetes.io/hostname"}}]}
+
+
+@pytest.mark.parametrize("volume", [{"accessModes": ["ReadWriteMany"]}, {"type": "Ephemeral"},
+                                    {"type": "NFS", "nfs": {"server": "nfs.example", "path": "/www"}}])
+def test_replicas_any_node_can_serve_prefer_distinct_nodes(volume: dict[str, Any]) -> None:
+    assert pod(render(volume, replicas=3))["affinity"] == {"podAntiAffinity": SPREAD}
+
+
+def test_node_bound_volumes_and_the_users_own_affinity_do_not_spread() -> None:
+    assert "podAntiAffinity" not in pod(render({}, replicas=3))["affinity"]  # ReadWriteOnce: co-located
+    assert "podAntiAffinity" not in pod(render({"type": "HostPath", "hostPath": {"path": "/srv/www/a"}}))["affinity"]
+    mine = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+        "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}]}}
+    assert pod(render({"accessModes": ["ReadWriteMany"]}, affinity=mine))["affinity"] == mine
+
+
 def test_read_write_once_pod_allows_one_replica_and_replaces_instead_of_surging() -> None:
     objs = render({"accessModes": ["ReadWriteOncePod"]})
     assert objs["Deployment"]["spec"]["strategy"] == {"type": "Recreate"}

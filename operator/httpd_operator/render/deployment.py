@@ -13,7 +13,7 @@ from typing import Any
 from httpd_operator.render.backup import restore_container
 from httpd_operator.render.config import setup_config
 from httpd_operator.render.exporter import setup_exporter
-from httpd_operator.render.meta import LABEL_CLAIM, labels, metadata, selector_labels
+from httpd_operator.render.meta import LABEL_CLAIM, LABEL_INSTANCE, labels, metadata, selector_labels
 from httpd_operator.render.volumes import (
     VOLUME_NAME,
     ResolvedVolume,
@@ -49,12 +49,22 @@ POD_SECURITY: dict[str, Any] = {
 }
 
 
+# A pod being deleted leaves its Service's endpoints a moment later (the endpoints controller,
+# then every node's proxy); httpd's graceful stop closes its listener at once. Found on real pods
+# during a rolling update: connections refused by the terminating pod. So it keeps serving this
+# long before the stop signal, then finishes the requests in flight (SIGWINCH, the image's
+# STOPSIGNAL) within the grace period. The image needs `sleep` (the project's image has it).
+DRAIN_SECONDS = 5
+GRACE_SECONDS = 30
+
+
 def base_deployment(site: SiteSpec) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "httpd",
         "image": site.image,
         "ports": [{"name": "http", "containerPort": site.port, "protocol": "TCP"}],
         "env": [{"name": "HTTPD_PORT", "value": str(site.port)}],
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
         "volumeMounts": [{"name": name, "mountPath": path} for name, path in SCRATCH_DIRS.items()],
     }
@@ -72,6 +82,7 @@ def base_deployment(site: SiteSpec) -> dict[str, Any]:
                 "metadata": {"labels": labels(site.name)},
                 "spec": {
                     "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": GRACE_SECONDS,
                     "enableServiceLinks": False,
                     "securityContext": copy.deepcopy(POD_SECURITY),
                     "containers": [container],
@@ -116,6 +127,17 @@ def setup_colocation(resolved: ResolvedVolume, deployment: dict[str, Any]) -> No
     affinity = _pod(deployment).setdefault("affinity", {})
     pod_affinity = affinity.setdefault("podAffinity", {})
     pod_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", []).append(term)
+
+
+def setup_spreading(site: SiteSpec, resolved: ResolvedVolume, deployment: dict[str, Any]) -> None:
+    """Replicas whose volume any node can mount (ReadWriteMany, NFS, Ephemeral) prefer distinct
+    nodes, so that one node's loss takes only its share; a preference, never a reason to stay
+    Pending. The user's own affinity, if any, replaces it (setup_scheduling)."""
+    if resolved.colocate or resolved.single_pod:
+        return
+    term = {"labelSelector": {"matchLabels": {LABEL_INSTANCE: site.name}}, "topologyKey": "kubernetes.io/hostname"}
+    _pod(deployment).setdefault("affinity", {})["podAntiAffinity"] = {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
 
 
 def setup_scheduling(site: SiteSpec, deployment: dict[str, Any]) -> None:
@@ -165,6 +187,7 @@ def render_deployment(site: SiteSpec, resolved: ResolvedVolume, config_map: dict
     setup_probes(site, deployment)
     setup_volume(site, resolved, deployment)
     setup_colocation(resolved, deployment)
+    setup_spreading(site, resolved, deployment)
     setup_scheduling(site, deployment)
     setup_resources(site, deployment)
     setup_pod_annotations(site, deployment)
