@@ -35,7 +35,7 @@ def test_render_resolves_from_site_within_the_file() -> None:
 def test_render_refuses_like_the_operator_and_takes_its_policy_options() -> None:
     refused = run("render", "-f", "examples/hostpath.yaml")
     assert refused.returncode == 1
-    assert "HttpdSite local: HostPathNotAllowed: spec.volume.hostPath.path" in refused.stderr
+    assert "HttpdSite default/local: HostPathNotAllowed: spec.volume.hostPath.path" in refused.stderr
     assert refused.stdout == ""
     allowed = run("render", "-f", "examples/hostpath.yaml", "--allow-host-path", "/srv/www")
     assert allowed.returncode == 0, allowed.stderr

@@ -56,8 +56,8 @@ def prune_volumes(configuration: Cluster, namespace: str | None,
         print(f"  {claim['metadata']['namespace']}/{claim['metadata']['name']}")
     if not assume_yes:
         if not sys.stdin.isatty():
-            print("not a terminal: pass --yes to delete", file=sys.stderr)
-            return 1
+            print("httpd-operator: not a terminal to ask in: pass --yes to delete them", file=sys.stderr)
+            return 2
         if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
