@@ -6,13 +6,19 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-quick lint bench render clean control-plane e2e node e2e-local
 
-$(VENV)/.installed: pyproject.toml
+# The demo needs only the emulator (.[emulator]); tests, lint and benchmarks add the test extra
+# (helm's engine, the official client, the schemas: most of the venv's size).
+$(VENV)/.emulator: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[emulator]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.emulator
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.emulator
 	$(BIN)/httpd-operator demo
 
 lint: $(VENV)/.installed
