@@ -269,3 +269,18 @@ async def test_run_stops_cleanly_on_sigterm(api: Api) -> None:
                                  for r in api.server._requests), timeout=60, what="the operator watching sites")
     rest = await _terminated(proc)
     assert "Traceback" not in rest and "Unclosed" not in rest and "ERROR" not in rest, rest
+
+
+async def test_after_uninstall_every_claim_shows_as_retained(api: Api) -> None:
+    """With the CRD gone (kubectl delete -k), no site uses any claim: list says so, no error."""
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "web-htdocs", "labels": {"app.kubernetes.io/managed-by": "httpd-operator",
+                                                           "app.kubernetes.io/instance": "web"}},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    await api.request("POST", "/api/v1/namespaces/ns/persistentvolumeclaims", claim)
+    api.server[lambda r: "/httpdsites" in r.url.path] << kmock.KubernetesError(
+        status=404, reason="NotFound", message="the server could not find the requested resource")
+    listed = await arun("volumes", "list", "-A", "--kubeconfig", str(api.kubeconfig))
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[:2] + [line.split()[-2]] for line in listed.stdout.splitlines()[1:]] == [
+        ["ns", "web-htdocs", "no"]]
