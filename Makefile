@@ -33,7 +33,7 @@ test-quick: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/operator_bench.py --sites 100
 
-render: $(VENV)/.installed
+render: $(VENV)/.emulator
 	$(BIN)/httpd-operator render -f examples/site.yaml
 
 control-plane:

@@ -192,7 +192,9 @@ def test_no_kubeconfig_says_which_were_tried(tmp_path: pathlib.Path) -> None:
                     f"{tmp_path}/.kube/config: not found) and not running in a pod "
                     "(no KUBERNETES_SERVICE_HOST and service account token)")
     missing = one_line(run("backup", "now", "web", env=_env(tmp_path, KUBECONFIG=str(tmp_path / "k"))), 3)
-    assert missing == f"httpd-operator: kubeconfig not found: {tmp_path}/k"
+    assert missing == f"httpd-operator: kubeconfig not found: {tmp_path}/k (from $KUBECONFIG)"
+    given = one_line(run("volumes", "list", "--kubeconfig", str(tmp_path / "k"), env=_env(tmp_path)), 3)
+    assert given == f"httpd-operator: kubeconfig not found: {tmp_path}/k (from --kubeconfig)"
 
 
 def test_a_broken_kubeconfig_is_file_line_column(tmp_path: pathlib.Path) -> None:
@@ -217,6 +219,14 @@ async def test_refused_credentials_exit_3(api: Api) -> None:
         status=401, reason="Unauthorized", message="Unauthorized")
     line = one_line(await arun("volumes", "list", "--kubeconfig", str(api.kubeconfig)), 3)
     assert line.startswith(f"httpd-operator: {api.url.rstrip('/')} refused the credentials (kubeconfig "), line
+
+
+async def test_run_with_refused_credentials_exits_3(api: Api) -> None:
+    api.server[lambda r: r.url.path == "/apis/httpd.dev/v1alpha1"] << kmock.KubernetesError(
+        status=401, reason="Unauthorized", message="Unauthorized")
+    line = one_line(await arun("run", "--kubeconfig", str(api.kubeconfig)), 3)
+    assert line == (f"httpd-operator: {api.url.rstrip('/')} refused the credentials (kubeconfig {api.kubeconfig}, "
+                    "context emulator): 401 Unauthorized"), line
 
 
 async def test_volumes_and_backup_work_against_a_cluster(api: Api) -> None:

@@ -162,10 +162,12 @@ def _read_kubeconfig(path: pathlib.Path) -> dict[str, Any]:
     return config or {}
 
 
-def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None) -> Cluster:
+def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None, origin: str = "") -> Cluster:
+    """The cluster of `context` (default: the current one) in the kubeconfig files `paths`,
+    merged as kubectl merges them; `origin` says where the paths came from, for errors."""
     configs = [(p, _read_kubeconfig(p)) for p in paths if p.exists()]
     if not configs:
-        raise ConfigError(f"kubeconfig not found: {', '.join(map(str, paths))}")
+        raise ConfigError(f"kubeconfig not found: {', '.join(map(str, paths))}{f' (from {origin})' if origin else ''}")
     files = ", ".join(str(p) for p, _ in configs)
     context = context or next((c["current-context"] for _, c in configs if c.get("current-context")), None)
     if not context:
@@ -215,10 +217,10 @@ def in_cluster() -> Cluster:
 def load_cluster(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
     """A kubeconfig if given or found (as kubectl finds one), else the in-cluster service account."""
     if kubeconfig:
-        return from_kubeconfig([pathlib.Path(kubeconfig).expanduser()], context)
+        return from_kubeconfig([pathlib.Path(kubeconfig).expanduser()], context, "--kubeconfig")
     if os.environ.get("KUBECONFIG"):
         return from_kubeconfig([pathlib.Path(p).expanduser() for p in os.environ["KUBECONFIG"].split(os.pathsep)
-                                if p], context)
+                                if p], context, "$KUBECONFIG")
     default = pathlib.Path("~/.kube/config").expanduser()
     if default.exists():
         return from_kubeconfig([default], context)
