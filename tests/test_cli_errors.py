@@ -294,3 +294,28 @@ async def test_after_uninstall_every_claim_shows_as_retained(api: Api) -> None:
     assert listed.returncode == 0, listed.stderr
     assert [line.split()[:2] + [line.split()[-2]] for line in listed.stdout.splitlines()[1:]] == [
         ["ns", "web-htdocs", "no"]]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "httpd-operator: no HttpdSite found in {path}"),
+    ("apiVersion: httpd.dev/v1alpha1\nkind: HttpdSite\nmetadata: foo\n",
+     "warning: {path}:3:1: HttpdSite: metadata must be an object: skipped"),
+    ("apiVersion: httpd.dev/v1alpha1\nkind: HttpdSite\nmetadata: {name: 5}\nspec: 3\n",
+     "warning: {path}:3:12: HttpdSite: metadata.name must be a string: skipped"),
+    ("a: &x [*x]\n", "httpd-operator: {path}:1:4: a recursive alias (an object that contains itself)"),
+    ("\udcff", "httpd-operator: {path}: not UTF-8 text"),
+])
+def test_odd_files_are_one_line_and_exit_2(tmp_path: pathlib.Path, text: str, message: str) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    result = run("render", "-f", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[0] == message.format(path=path)
+
+
+def test_no_file_of_the_hostile_corpus_is_an_internal_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from httpd_operator.cli import main
+
+    for path in sorted((ROOT / "tests" / "corpus").glob("*.yaml")):
+        code, err = main(["render", "-f", str(path)]), capsys.readouterr().err
+        assert code in (0, 1, 2) and "internal error" not in err, (path, err)

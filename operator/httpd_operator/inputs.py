@@ -39,7 +39,8 @@ class Document:
 
     @property
     def key(self) -> tuple[str, str]:
-        meta = self.body.get("metadata") or {}
+        meta = self.body.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
@@ -61,16 +62,25 @@ def files(paths: Sequence[str], recursive: bool = False) -> tuple[list[str], lis
     return found, errors
 
 
-def _positions(node: yaml.Node, path: Path, into: dict[Path, tuple[int, int]]) -> None:
+class _Cycle(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
+
+
+def _positions(node: yaml.Node, path: Path, into: dict[Path, tuple[int, int]],
+               above: frozenset[int] = frozenset()) -> None:
+    if id(node) in above:  # `a: &x [*x]`: an object containing itself (a manifest never does)
+        raise _Cycle(node)
+    above = above | {id(node)}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
                 into[(*path, key.value)] = (key.start_mark.line + 1, key.start_mark.column + 1)
-                _positions(value, (*path, key.value), into)
+                _positions(value, (*path, key.value), into, above)
     elif isinstance(node, yaml.SequenceNode):
         for index, value in enumerate(node.value):
             into[(*path, index)] = (value.start_mark.line + 1, value.start_mark.column + 1)
-            _positions(value, (*path, index), into)
+            _positions(value, (*path, index), into, above)
 
 
 def located(source: str, exc: yaml.YAMLError) -> str:
@@ -93,12 +103,18 @@ def parse(text: str, source: str) -> list[Document]:
         for node in nodes:
             if node is None:
                 continue
-            body = yaml.SafeLoader("").construct_document(node)
             positions: dict[Path, tuple[int, int]] = {}
             _positions(node, (), positions)
+            body = yaml.SafeLoader("").construct_document(node)
             documents.append((node.start_mark.line + 1, body, positions))
     except yaml.YAMLError as exc:
         raise InputError(located(source, exc)) from None
+    except _Cycle as exc:
+        mark = exc.node.start_mark
+        raise InputError(f"{source}:{mark.line + 1}:{mark.column + 1}: a recursive alias "
+                         "(an object that contains itself)") from None
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply") from None
     out = []
     for line, body, positions in documents:
         if not isinstance(body, dict):
@@ -182,6 +198,15 @@ def sites(documents: Iterable[Document], schema: Mapping[str, Any] | None = None
             if str(kind).lower() in (KIND.lower(), "httpdsites", "hs") or str(api_version).startswith(f"{GROUP}/"):
                 warnings.append(f"{doc.where(('kind',))}: kind {kind!r} is not served by {GROUP} "
                                 f"(did you mean {KIND}?): skipped")
+            continue
+        meta = doc.body.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            warnings.append(f"{doc.where(('metadata',))}: {KIND}: metadata must be an object: skipped")
+            continue
+        wrong = [k for k in ("name", "namespace") if not isinstance((meta or {}).get(k, ""), str)]
+        if wrong:
+            warnings.append(f"{doc.where(('metadata', wrong[0]))}: {KIND}: metadata.{wrong[0]} must be a "
+                            "string: skipped")
             continue
         name = _label(doc)
         if api_version != expected:
