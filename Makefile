@@ -1,5 +1,6 @@
-# Two commands on a fresh machine: `make demo` (the operator against an emulated API server)
-# and `make test` (everything; suites that need podman or a control plane say why they skip).
+# Two commands on a fresh machine: `make demo` (the operator against an emulated API server;
+# installs only the emulator extra) and `make test` (everything; suites that need podman or a
+# control plane say why they skip). `make test-quick` leaves the slow suites out.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -273,6 +273,17 @@ async def test_run_against_an_unreachable_server_says_so_once_per_retry(tmp_path
     assert "Traceback" not in rest and "Unclosed" not in rest and "ERROR" not in rest, rest
 
 
+async def test_run_waits_for_the_crd_and_says_so(api: Api) -> None:
+    api.server[lambda r: r.url.path == "/apis/httpd.dev/v1alpha1"] << kmock.KubernetesError(
+        status=404, reason="NotFound", message="the server could not find the requested resource")
+    proc = await _operator(api.kubeconfig)
+    lines = await _lines_until(proc, "retrying in", 1)
+    await _terminated(proc)
+    assert lines[-1].rstrip().endswith(
+        "it does not serve httpd.dev/v1alpha1: is the CRD installed? (kubectl apply -f crds/httpdsites.yaml); "
+        "retrying in 1 s (attempt 1)"), lines
+
+
 async def test_run_stops_cleanly_on_sigterm(api: Api) -> None:
     proc = await _operator(api.kubeconfig)
     await eventually(lambda: any("watch=true" in str(r.url) and "httpdsites" in r.url.path
