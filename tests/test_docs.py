@@ -83,3 +83,12 @@ async def test_runnable_block(cluster: Api, where: str, script: str, tmp_path: p
                                    capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{where}:\n{script}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_relative_links_resolve() -> None:
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert broken == []
