@@ -1,18 +1,25 @@
-# Two commands on a fresh machine: `make demo` (the operator against an emulated API server)
-# and `make test` (everything; suites that need podman or a control plane say why they skip).
+# Two commands on a fresh machine: `make demo` (the operator against an emulated API server;
+# installs only the emulator extra) and `make test` (everything; suites that need podman or a
+# control plane say why they skip). `make test-quick` leaves the slow suites out.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: demo test test-quick lint bench render clean control-plane e2e node e2e-local images push
 
-$(VENV)/.installed: pyproject.toml
+# The demo needs only the emulator (.[emulator]); tests, lint and benchmarks add the test extra
+# (helm's engine, the official client, the schemas: most of the venv's size).
+$(VENV)/.emulator: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[emulator]'
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.emulator
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.emulator
 	$(BIN)/httpd-operator demo
 
 # shellcheck is Debian's (apt-get install shellcheck; .ci/run installs it); skipped if absent.
@@ -31,7 +38,7 @@ test-quick: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/operator_bench.py --sites 100
 
-render: $(VENV)/.installed
+render: $(VENV)/.emulator
 	$(BIN)/httpd-operator render -f examples/site.yaml
 
 control-plane:

@@ -35,7 +35,7 @@ def test_render_resolves_from_site_within_the_file() -> None:
 def test_render_refuses_like_the_operator_and_takes_its_policy_options() -> None:
     refused = run("render", "-f", "examples/hostpath.yaml")
     assert refused.returncode == 1
-    assert "HttpdSite local: HostPathNotAllowed: spec.volume.hostPath.path" in refused.stderr
+    assert "HttpdSite default/local: HostPathNotAllowed: spec.volume.hostPath.path" in refused.stderr
     assert refused.stdout == ""
     allowed = run("render", "-f", "examples/hostpath.yaml", "--allow-host-path", "/srv/www")
     assert allowed.returncode == 0, allowed.stderr
@@ -52,3 +52,27 @@ def test_demo_reaches_ready_and_says_the_api_is_emulated() -> None:
             if line.split() and line.split()[0] in ("web", "shop", "docs", "blog", "blog-preview", "local")}
     assert rows == {"web": "Ready", "shop": "Ready", "docs": "Ready", "blog": "Ready",
                     "blog-preview": "Ready", "local": "Failed"}
+
+
+def test_demo_lists_what_the_operator_made_and_its_hints_work_in_a_fresh_shell() -> None:
+    result = run("demo", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "OS signals" not in out + result.stderr and out.count("HostPathNotAllowed") == 1
+    made = out.split("Objects the operator made")[1].split("\n\n")[0].splitlines()[1:]
+    kinds = {line.split()[0] for line in made}
+    assert kinds == {"PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
+                     "HorizontalPodAutoscaler", "Ingress", "CronJob"}
+    names = {line.split()[1] for line in made}
+    assert "default/backups" not in names and "default/team-content" not in names  # the user's own claims
+    fresh = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}  # no venv activated, nothing on PATH
+    allow = next(line for line in out.splitlines() if "To allow it:" in line).split("To allow it: ")[1]
+    hints = out.split("Next, in this folder (no cluster needed):\n")[1].splitlines()
+    for hint in hints:
+        done = subprocess.run(["bash", "-c", hint.split("  #")[0]], capture_output=True, text=True, cwd=ROOT,
+                              env=fresh, timeout=120)
+        assert done.returncode == 0, (hint, done.stderr)
+    allowed = subprocess.run(["bash", "-c", allow + " --timeout 60"], capture_output=True, text=True, cwd=ROOT,
+                             env=fresh, timeout=180)
+    assert allowed.returncode == 0 and "HostPathNotAllowed" not in allowed.stdout, allowed.stdout
+    assert any(line.split()[:2] == ["local", "Ready"] for line in allowed.stdout.splitlines())

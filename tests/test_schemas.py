@@ -125,3 +125,22 @@ def test_crd_declares_subresources_columns_and_names() -> None:
     props = SITE_SCHEMA["properties"]["spec"]["properties"]
     assert props["replicas"]["default"] == 1 and props["port"]["default"] == 8080
     assert props["volume"]["properties"]["reclaimPolicy"]["default"] == "Retain"
+
+
+def _undocumented(schema: dict[str, Any], path: str = "") -> list[str]:
+    found = []
+    for name, prop in (schema.get("properties") or {}).items():
+        here = f"{path}.{name}" if path else name
+        if not str(prop.get("description") or "").strip():
+            found.append(here)
+        found += _undocumented(prop, here)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += _undocumented(schema[key], f"{path}[]" if key == "items" else f"{path}.*")
+    return found
+
+
+def test_every_crd_property_has_a_description() -> None:
+    """`kubectl explain hs.spec...` documents every field, status and conditions included."""
+    for version in CRD["spec"]["versions"]:
+        assert _undocumented(version["schema"]["openAPIV3Schema"]) == [], version["name"]

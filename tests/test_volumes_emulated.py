@@ -135,7 +135,7 @@ async def test_volumes_list_and_prune_retained_claims(api: Api, operator) -> Non
     assert "no (retained)" in rows["gone-htdocs"] and rows["keep-htdocs"].rstrip().endswith("yes")
     refused = await asyncio.to_thread(subprocess.run, [*cli, "prune", *env], capture_output=True, text=True,
                                       stdin=subprocess.DEVNULL)
-    assert refused.returncode == 1 and "gone-htdocs" in refused.stdout
+    assert refused.returncode == 2 and "gone-htdocs" in refused.stdout
     assert api.get(CLAIMS, "ns", "gone-htdocs") is not None  # nothing deleted without confirmation
     pruned = await asyncio.to_thread(subprocess.run, [*cli, "prune", "--yes", *env], capture_output=True, text=True)
     assert pruned.returncode == 0

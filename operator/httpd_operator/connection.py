@@ -49,6 +49,7 @@ class Cluster:
     password: str | None = None
     exec_plugin: dict[str, Any] | None = None
     namespace: str | None = None
+    source: str = ""  # where this came from (the kubeconfig and context), for error messages
     _cached: tuple[str | None, float] = field(default=(None, 0.0), repr=False)
 
     def authorization(self) -> str | None:
@@ -144,25 +145,49 @@ def _named(configs: list[tuple[pathlib.Path, dict[str, Any]]], section: str, nam
         for entry in config.get(section) or []:
             if entry.get("name") == name:
                 return path.parent, entry.get(section[:-1]) or {}
-    raise ConfigError(f"kubeconfig: no {section[:-1]} named {name!r}")
+    raise ConfigError(f"kubeconfig {', '.join(str(p) for p, _ in configs)}: no {section[:-1]} named {name!r}")
 
 
-def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None) -> Cluster:
-    configs = [(p, yaml.safe_load(p.read_text()) or {}) for p in paths if p.exists()]
+def _read_kubeconfig(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        from httpd_operator.inputs import located
+
+        raise ConfigError(located(str(path), exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if config is not None and not isinstance(config, dict):
+        raise ConfigError(f"{path}: not a kubeconfig (expected an object with clusters, users, contexts)")
+    return config or {}
+
+
+def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None, origin: str = "") -> Cluster:
+    """The cluster of `context` (default: the current one) in the kubeconfig files `paths`,
+    merged as kubectl merges them; `origin` says where the paths came from, for errors."""
+    configs = [(p, _read_kubeconfig(p)) for p in paths if p.exists()]
     if not configs:
-        raise ConfigError(f"kubeconfig not found: {', '.join(map(str, paths))}")
+        raise ConfigError(f"kubeconfig not found: {', '.join(map(str, paths))}{f' (from {origin})' if origin else ''}")
+    files = ", ".join(str(p) for p, _ in configs)
     context = context or next((c["current-context"] for _, c in configs if c.get("current-context")), None)
     if not context:
-        raise ConfigError("kubeconfig: no current-context, and no --context given")
+        raise ConfigError(f"kubeconfig {files}: no current-context, and no --context given")
+    try:
+        return _cluster(configs, context, f"kubeconfig {files}, context {context}")
+    except (KeyError, TypeError, AttributeError) as exc:  # a hand-edited file of the wrong shape
+        raise ConfigError(f"kubeconfig {files}: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _cluster(configs: list[tuple[pathlib.Path, dict[str, Any]]], context: str, source: str) -> Cluster:
     _, ctx = _named(configs, "contexts", context)
     base, cluster = _named(configs, "clusters", ctx.get("cluster", ""))
     user_base, user = _named(configs, "users", ctx["user"]) if ctx.get("user") else (base, {})
     provider = (user.get("auth-provider") or {})
     if provider and not (provider.get("config") or {}).get("id-token"):
-        raise ConfigError(f"kubeconfig: auth-provider {provider.get('name')!r} is not supported; "
+        raise ConfigError(f"{source}: auth-provider {provider.get('name')!r} is not supported; "
                           "use an exec credential plugin")
     if not cluster.get("server"):
-        raise ConfigError(f"kubeconfig: cluster {ctx.get('cluster')!r} has no server")
+        raise ConfigError(f"{source}: cluster {ctx.get('cluster')!r} has no server")
     return Cluster(
         server=cluster["server"].rstrip("/"),
         ca_file=_file(cluster, "certificate-authority", base), ca_data=_data(cluster, "certificate-authority"),
@@ -172,27 +197,30 @@ def from_kubeconfig(paths: list[pathlib.Path], context: str | None = None) -> Cl
         token=user.get("token") or (provider.get("config") or {}).get("id-token"),
         token_file=_file(user, "tokenFile", user_base),
         username=user.get("username"), password=user.get("password"), exec_plugin=user.get("exec"),
-        namespace=ctx.get("namespace"))
+        namespace=ctx.get("namespace"), source=source)
 
 
 def in_cluster() -> Cluster:
     host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
     token = SERVICE_ACCOUNT / "token"
     if not host or not token.exists():
-        raise ConfigError("no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not running in a pod")
+        raise ConfigError("no kubeconfig (tried --kubeconfig: not given, $KUBECONFIG: unset, "
+                          f"{pathlib.Path('~/.kube/config').expanduser()}: not found) and not running in a pod "
+                          "(no KUBERNETES_SERVICE_HOST and service account token)")
     namespace = SERVICE_ACCOUNT / "namespace"
     return Cluster(server=f"https://{host}:{port}" if ":" not in host else f"https://[{host}]:{port}",
                    ca_file=str(SERVICE_ACCOUNT / "ca.crt"), token_file=str(token),
-                   namespace=namespace.read_text().strip() if namespace.exists() else None)
+                   namespace=namespace.read_text().strip() if namespace.exists() else None,
+                   source="the pod's service account")
 
 
 def load_cluster(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
     """A kubeconfig if given or found (as kubectl finds one), else the in-cluster service account."""
     if kubeconfig:
-        return from_kubeconfig([pathlib.Path(kubeconfig).expanduser()], context)
+        return from_kubeconfig([pathlib.Path(kubeconfig).expanduser()], context, "--kubeconfig")
     if os.environ.get("KUBECONFIG"):
         return from_kubeconfig([pathlib.Path(p).expanduser() for p in os.environ["KUBECONFIG"].split(os.pathsep)
-                                if p], context)
+                                if p], context, "$KUBECONFIG")
     default = pathlib.Path("~/.kube/config").expanduser()
     if default.exists():
         return from_kubeconfig([default], context)

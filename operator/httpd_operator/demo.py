@@ -9,7 +9,10 @@ printed. No pods run: the API is emulated.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import pathlib
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import yaml
 
 from httpd_operator import KIND, PLURAL, VERSION
+from httpd_operator.render.meta import LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -51,7 +55,7 @@ async def _run(examples: pathlib.Path, settings: Settings, timeout: float) -> in
     from httpd_operator.kube import load_configuration
     from httpd_operator.runner import OperatorThread
 
-    docs = [d for f in sorted(examples.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
+    docs = [{**d, "_file": f} for f in sorted(examples.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
             if isinstance(d, dict)]
     server = ApiServer(controllers=True)
     server.load_builtin()
@@ -67,7 +71,8 @@ async def _run(examples: pathlib.Path, settings: Settings, timeout: float) -> in
                 client = server.servers[0].client
                 for doc in docs:
                     doc.setdefault("metadata", {}).setdefault("namespace", "default")
-                    async with client.post(_collection(doc), json=doc) as response:
+                    body = {k: v for k, v in doc.items() if k != "_file"}
+                    async with client.post(_collection(doc), json=body) as response:
                         if response.status >= 300:
                             print(f"  ! {doc['kind']} {doc['metadata']['name']}: {await response.text()}")
                 sites = [d["metadata"]["name"] for d in docs if d["kind"] == KIND]
@@ -81,11 +86,11 @@ async def _run(examples: pathlib.Path, settings: Settings, timeout: float) -> in
                     await asyncio.sleep(0.05)
             finally:
                 await asyncio.to_thread(operator.stop)
-    _report(server, sites)
+    _report(server, sites, docs)
     return 0
 
 
-def _report(server: Any, sites: list[str]) -> None:
+def _report(server: Any, sites: list[str], docs: list[dict[str, Any]]) -> None:
     print(f"{'SITE':<14} {'PHASE':<12} {'READY':<6} {'VOLUME':<40} URL")
     for name in sites:
         status = (server.get(f"httpd.dev/{VERSION}/{PLURAL}", "default", name) or {}).get("status", {})
@@ -94,13 +99,49 @@ def _report(server: Any, sites: list[str]) -> None:
         for cond in status.get("conditions", []):
             if cond["status"] != "True":
                 print(f"    {cond['type']}={cond['status']} {cond['reason']}: {cond['message']}")
-    print("\nObjects the operator made (kind namespace/name):")
-    for resource in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services"):
-        for obj in server.list(resource):
-            meta = obj["metadata"]
-            owner = "owned by the site" if meta.get("ownerReferences") else "no owner (outlives the site)"
-            print(f"  {obj['kind']:<22} {meta['namespace']}/{meta['name']:<24} {owner}")
-    print("\nPrint any site's objects offline with: httpd-operator render -f examples/site.yaml")
+                if cond["reason"] == "HostPathNotAllowed":
+                    print(f"    Expected: {_example_of(docs, name)} shows this refusal (host paths only under "
+                          "the operator's --allow-host-path prefixes).")
+                    print(f"    To allow it: {_cli()} demo --allow-host-path {_host_dir(docs, name)}")
+    made = [o for o in server.objects() if (o["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY]
+    print(f"\nObjects the operator made ({len(made)}; kind namespace/name):")
+    for obj in sorted(made, key=lambda o: (ORDER.get(o["kind"], len(ORDER)), o["kind"], o["metadata"]["name"])):
+        meta = obj["metadata"]
+        owner = "owned by the site" if meta.get("ownerReferences") else "no owner (outlives the site)"
+        print(f"  {obj['kind']:<24} {meta['namespace'] + '/' + meta['name']:<32} {owner}")
+    print("\nNext, in this folder (no cluster needed):")
+    print(f"  {_cli()} render -f {_relative(ROOT / 'examples' / 'site.yaml')}   # every object a site gets, as YAML")
+    print(f"  {_cli()} --help")
+
+
+ORDER = {k: i for i, k in enumerate(("PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget",
+                                     "ConfigMap", "HorizontalPodAutoscaler", "Ingress", "CronJob"))}
+
+
+def _example_of(docs: list[dict[str, Any]], name: str) -> str:
+    return next((_relative(d["_file"]) for d in docs if d["metadata"].get("name") == name), "its example")
+
+
+def _host_dir(docs: list[dict[str, Any]], name: str) -> str:
+    doc = next((d for d in docs if d["kind"] == KIND and d["metadata"].get("name") == name), {})
+    path = str((((doc.get("spec") or {}).get("volume") or {}).get("hostPath") or {}).get("path") or "/srv/www/x")
+    return os.path.dirname(path.rstrip("/")) or "/"
+
+
+def _relative(path: pathlib.Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _cli() -> str:
+    """How to call this CLI from a fresh shell: its name if on PATH, else its path (.venv/bin/...)."""
+    beside = pathlib.Path(sys.executable).parent / "httpd-operator"
+    on_path = shutil.which("httpd-operator")
+    if on_path and pathlib.Path(on_path).resolve() == beside.resolve():
+        return "httpd-operator"
+    return _relative(beside) if beside.exists() else f"{_relative(pathlib.Path(sys.executable))} -m httpd_operator"
 
 
 def demo(examples: str | None, settings: Settings, timeout: float = 30.0) -> int:
@@ -108,4 +149,8 @@ def demo(examples: str | None, settings: Settings, timeout: float = 30.0) -> int
     if not folder.is_dir():
         print(f"no examples folder at {folder}", file=sys.stderr)
         return 2
+    # The table says what the operator did; its log lines (a refusal, kopf's note that signals
+    # are not its own in a thread) would say it twice.
+    for name in ("kopf", "httpd_operator"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     return asyncio.run(_run(folder, settings, timeout))

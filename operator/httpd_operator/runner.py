@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
+import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import kopf
 
+from httpd_operator import GROUP, VERSION
+from httpd_operator.cli_errors import cause
 from httpd_operator.connection import Cluster
 from httpd_operator.handlers import build
-from httpd_operator.kube import Kube, discover_versions
+from httpd_operator.kube import ApiError, Kube, backoff, discover_versions
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, own_identity
 from httpd_operator.reconcile import Engine
@@ -35,6 +40,48 @@ def run(settings: Settings, configuration: Cluster,
     serve(registry, namespaces, liveness=liveness, stop_flag=stop_flag, ready_flag=ready_flag,
           loop=loop, peering=terms)
     return engine
+
+
+def wait_for_server(configuration: Cluster, stop: threading.Event, cap: float = 30.0,
+                    log: logging.Logger | None = None) -> bool:
+    """Until the API server answers and serves HttpdSites, before kopf starts: one line per
+    failed try, with the reason and the next delay (rather than a warning per watched kind).
+    False if `stop` was set meanwhile; credentials refused (401, 403) raise ApiError."""
+    log = log or logging.getLogger("httpd_operator.runner")
+    kube, attempt = Kube(configuration, timeout=10.0), 0
+    source = f" ({configuration.source})" if configuration.source else ""
+    while not stop.is_set():
+        try:
+            kube._call("GET", f"/apis/{GROUP}/{VERSION}")
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                raise
+            if exc.status == 404:
+                why = (f"it does not serve {GROUP}/{VERSION}: is the CRD installed? "
+                       "(kubectl apply -f crds/httpdsites.yaml)")
+            else:
+                why = cause(exc) if exc.status == 0 else f"{exc.status} {exc.message}"
+            delay = backoff(attempt, exc, cap=cap, base=1.0)
+            attempt += 1
+            log.warning("cannot reach %s%s: %s; retrying in %.0f s (attempt %d)",
+                        configuration.server, source, why, delay, attempt)
+            stop.wait(delay)
+            continue
+        if attempt:
+            log.info("reached %s after %d attempts", configuration.server, attempt + 1)
+        return True
+    return False
+
+
+@contextmanager
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` (kopf installs its own handlers once it runs)."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def peering_terms(name: str | None, priority: int | None) -> Peering | None:

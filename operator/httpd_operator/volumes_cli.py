@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from httpd_operator.connection import Cluster
-from httpd_operator.kube import Kube
+from httpd_operator.kube import ApiError, Kube
 from httpd_operator.render.meta import LABEL_MANAGED_BY, LABEL_SITE, MANAGED_BY
 
 
@@ -14,7 +14,12 @@ def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str,
     scope = f"/namespaces/{namespace}" if namespace else ""
     claims = kube._call("GET", f"/api/v1{scope}/persistentvolumeclaims",
                         query={"labelSelector": f"{LABEL_MANAGED_BY}={MANAGED_BY}"})["items"]
-    sites = kube._call("GET", f"/apis/httpd.dev/v1alpha1{scope}/httpdsites")["items"]
+    try:
+        sites = kube._call("GET", f"/apis/httpd.dev/v1alpha1{scope}/httpdsites")["items"]
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        sites = []  # the CRD is gone (uninstalled): no site uses any claim any more
     used: set[tuple[str, str]] = set()
     for site in sites:
         ns, name = site["metadata"]["namespace"], site["metadata"]["name"]
@@ -56,8 +61,8 @@ def prune_volumes(configuration: Cluster, namespace: str | None,
         print(f"  {claim['metadata']['namespace']}/{claim['metadata']['name']}")
     if not assume_yes:
         if not sys.stdin.isatty():
-            print("not a terminal: pass --yes to delete", file=sys.stderr)
-            return 1
+            print("httpd-operator: not a terminal to ask in: pass --yes to delete them", file=sys.stderr)
+            return 2
         if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1

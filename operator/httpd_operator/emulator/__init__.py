@@ -174,6 +174,10 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         return [_clone(o) for (g, p, ns, _), o in sorted(self._store.items(), key=lambda kv: str(kv[0]))
                 if (g, p) == (res.group or "", res.plural or "") and (namespace is None or ns == namespace)]
 
+    def objects(self) -> list[dict[str, Any]]:
+        """Every stored object of every kind (copies), in a stable order: what the demo lists."""
+        return [_clone(o) for _, o in sorted(self._store.items(), key=lambda kv: str(kv[0]))]
+
     def peek_one(self, resource: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """One stored object, uncopied: read it, never change it (benchmarks)."""
         group, plural = _group_plural(resource)
