@@ -195,6 +195,18 @@ def wait_ready(namespace: str, name: str = "web") -> None:
     wait(lambda: generation_ready(namespace, name), f"site {name} Ready", interval=0.5)
 
 
+def delete_site(namespace: str, name: str = "web") -> None:
+    """Deletes the site and waits until its Deployment has gone with it (garbage collection)."""
+    kubectl("-n", namespace, "delete", "hs", name)
+    wait(lambda: kubectl("-n", namespace, "get", "deploy", name, check=False).returncode != 0, f"{name} gone")
+
+
+def evict(kube: Any, namespace: str, pod: str) -> None:
+    """The Eviction API (policy/v1beta1 is what 1.20 serves; later servers still accept it)."""
+    kube._call("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+               {"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
+
+
 def site_pods(namespace: str, name: str = "web") -> list[dict[str, Any]]:
     return [p for p in pods(namespace, f"app.kubernetes.io/instance={name}")
             if not p["metadata"].get("deletionTimestamp")]

@@ -23,6 +23,7 @@ from e2e.cluster import (
     TIMEOUT,
     ServicePoller,
     claim,
+    evict,
     forward,
     http,
     in_volume,
@@ -84,14 +85,10 @@ def test_the_disruption_budget_refuses_an_eviction_that_would_break_it(
         "disruptionsAllowed") == 1, "the budget allows one disruption")
     first, second = (p["metadata"]["name"] for p in ready_pods(namespace))
 
-    def evict(pod: str) -> None:
-        cluster._call("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
-                      {"apiVersion": "policy/v1beta1", "kind": "Eviction",
-                       "metadata": {"name": pod, "namespace": namespace}})
 
-    evict(first)  # allowed: one of two may go
+    evict(cluster, namespace, first)  # allowed: one of two may go
     with pytest.raises(ApiError) as refused:
-        evict(second)  # the budget is spent until the replacement is ready
+        evict(cluster, namespace, second)  # the budget is spent until the replacement is ready
     assert refused.value.status == 429 and "disruption budget" in refused.value.message.lower()
     wait_ready(namespace)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e.cluster import TIMEOUT, kubectl, kubectl_json, site, site_pods, wait, wait_ready
+from e2e.cluster import TIMEOUT, evict, kubectl, kubectl_json, site, site_pods, wait, wait_ready
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.runner import OperatorThread
 
@@ -55,14 +55,10 @@ def test_draining_a_node_honours_the_disruption_budget(
     by_node = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in site_pods(namespace)}
     kubectl("cordon", drained)
     try:
-        def evict(pod: str) -> None:
-            cluster._call("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
-                          {"apiVersion": "policy/v1beta1", "kind": "Eviction",
-                           "metadata": {"name": pod, "namespace": namespace}})
 
-        evict(by_node[drained])  # the drain: allowed, one of two may go
+        evict(cluster, namespace, by_node[drained])  # the drain: allowed, one of two may go
         with pytest.raises(ApiError) as refused:  # the other node's pod, before the replacement is ready
-            evict(next(pod for node, pod in by_node.items() if node != drained))
+            evict(cluster, namespace, next(pod for node, pod in by_node.items() if node != drained))
         assert refused.value.status == 429
         wait(lambda: (placed := running_nodes(namespace)) and len(placed) == 2 and drained not in placed,
              "the replacement Ready on the node left")

@@ -17,6 +17,7 @@ from e2e.cluster import (
     NODE_TMP,
     TIMEOUT,
     claim,
+    delete_site,
     forward,
     http,
     in_volume,
@@ -77,8 +78,7 @@ def test_an_existing_claim_is_served_and_left_untouched(namespace: str, operator
     wait_ready(namespace)
     assert served(namespace, "/hello.txt") == (200, b"from-before\n")
     uid = kubectl_json("-n", namespace, "get", "pvc", "content")["metadata"]["uid"]
-    kubectl("-n", namespace, "delete", "hs", "web")
-    wait(lambda: kubectl("-n", namespace, "get", "deploy", "web", check=False).returncode != 0, "the site gone")
+    delete_site(namespace)
     assert kubectl_json("-n", namespace, "get", "pvc", "content")["metadata"]["uid"] == uid
     assert in_volume(namespace, "content", "cat /data/hello.txt") == "from-before\n"
 
@@ -154,8 +154,7 @@ def test_retain_a_re_created_site_re_attaches_the_same_claim_and_files(
     wait_ready(namespace)
     sh(namespace, "deploy/web", f"echo kept > {DOCROOT}/kept.txt")
     uid = kubectl_json("-n", namespace, "get", "pvc", "web-htdocs")["metadata"]["uid"]
-    kubectl("-n", namespace, "delete", "hs", "web")
-    wait(lambda: kubectl("-n", namespace, "get", "deploy", "web", check=False).returncode != 0, "the site gone")
+    delete_site(namespace)
     site(namespace)
     wait_ready(namespace)
     assert kubectl_json("-n", namespace, "get", "pvc", "web-htdocs")["metadata"]["uid"] == uid
@@ -180,8 +179,7 @@ def test_a_bound_volume_is_set_to_retain_and_outlives_its_claim_deleted_by_hand(
     name = kubectl_json("-n", namespace, "get", "pvc", "web-htdocs")["spec"]["volumeName"]
     wait(lambda: kubectl_json("get", "pv", name)["spec"]["persistentVolumeReclaimPolicy"] == "Retain",
          "the volume set to Retain")
-    kubectl("-n", namespace, "delete", "hs", "web")
-    wait(lambda: kubectl("-n", namespace, "get", "deploy", "web", check=False).returncode != 0, "the site gone")
+    delete_site(namespace)
     kubectl("-n", namespace, "delete", "pvc", "web-htdocs", "--wait=true")
     pv = wait(lambda: (v := kubectl_json("get", "pv", name))["status"]["phase"] == "Released" and v, "Released")
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
