@@ -55,7 +55,6 @@ def test_draining_a_node_honours_the_disruption_budget(
     by_node = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in site_pods(namespace)}
     kubectl("cordon", drained)
     try:
-
         evict(cluster, namespace, by_node[drained])  # the drain: allowed, one of two may go
         with pytest.raises(ApiError) as refused:  # the other node's pod, before the replacement is ready
             evict(cluster, namespace, next(pod for node, pod in by_node.items() if node != drained))
