@@ -52,3 +52,21 @@ def test_demo_reaches_ready_and_says_the_api_is_emulated() -> None:
             if line.split() and line.split()[0] in ("web", "shop", "docs", "blog", "blog-preview", "local")}
     assert rows == {"web": "Ready", "shop": "Ready", "docs": "Ready", "blog": "Ready",
                     "blog-preview": "Ready", "local": "Failed"}
+
+
+def test_render_takes_a_resource_preset_and_refuses_a_bad_one_naming_the_field() -> None:
+    def httpd(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+        assert result.returncode == 0, result.stderr
+        deployment = next(o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Deployment")
+        return deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+    preset = httpd(run("render", "-f", "examples/site.yaml", "--default-resources", '{"requests": {"cpu": "1"}}'))
+    assert preset["resources"] == {"requests": {"cpu": "1"}}
+    assert "resources" not in httpd(run("render", "-f", "examples/site.yaml", "--default-resources", "{}"))
+    for bad, said in (("{requests: {cpu: lots}}", "--default-resources.requests.cpu: 'lots' is not a quantity"),
+                      ("{request: {cpu: 1}}", "--default-resources.request: only requests and limits"),
+                      ("[1", "--default-resources: not JSON or YAML"),
+                      ("64Mi", "--default-resources: must be an object")):
+        refused = run("render", "-f", "examples/site.yaml", "--default-resources", bad)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert said in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

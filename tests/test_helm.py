@@ -21,7 +21,8 @@ import pytest
 import yaml
 from k8s_schemas import crd_schemas
 
-from httpd_operator.settings import EXPORTER_IMAGE
+from httpd_operator.cli import default_resources
+from httpd_operator.settings import DEFAULT_RESOURCES, EXPORTER_IMAGE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "manifests" / "helm" / "httpd-operator"
@@ -228,7 +229,9 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
     assert operator["image"] == f"ghcr.io/httpd-operator/httpd-operator:{app_version}"
     assert options(operator["args"]) == [("--all-namespaces", None), ("--liveness", "http://0.0.0.0:8081/healthz"),
                                          ("--peering", "httpd-operator"), ("--metrics-port", "9090")]
-    assert {e["name"]: e["value"] for e in operator["env"]} == {
+    env = {e["name"]: e["value"] for e in operator["env"]}
+    assert json.loads(env.pop("HTTPD_OPERATOR_DEFAULT_RESOURCES")) == DEFAULT_RESOURCES
+    assert env == {
         "HTTPD_OPERATOR_ALLOW_HOST_PATHS": "", "HTTPD_OPERATOR_DEFAULT_IMAGE": "ghcr.io/httpd-operator/httpd:2.4.68",
         "HTTPD_OPERATOR_EXPORTER_IMAGE": EXPORTER_IMAGE}
     assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {"health": 8081, "metrics": 9090}
@@ -364,7 +367,21 @@ def test_peering_name_and_scheduling_values_reach_the_pod(chart: Any) -> None:
     assert container(objects)["image"] == "registry.example:5000/ops/httpd-operator:1.2.3"
 
 
+def test_site_resources_reach_the_operator_as_a_preset_it_accepts(chart: Any) -> None:
+    def preset(values: dict[str, Any]) -> dict[str, Any]:
+        objects, _ = render(chart, values)
+        env = {e["name"]: e["value"] for e in container(objects)["env"]}
+        return default_resources(env["HTTPD_OPERATOR_DEFAULT_RESOURCES"])
+
+    assert preset({}) == DEFAULT_RESOURCES
+    assert preset({"siteResources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": None}}) == {
+        "requests": {"cpu": "1", "memory": "1Gi"}}
+    assert preset({"siteResources": None}) == {}
+
+
 @pytest.mark.parametrize(("values", "where"), [
+    ({"siteResources": {"requests": {"cpu": "lots"}}}, "/siteResources/requests/cpu"),
+    ({"siteResources": {"request": {"cpu": "1"}}}, "siteResources"),
     ({"replicas": "two"}, "/replicas"),
     ({"replicas": -1}, "/replicas"),
     ({"watchNamespaces": ["Web"]}, "/watchNamespaces/0"),

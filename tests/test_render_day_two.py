@@ -85,7 +85,7 @@ def test_replicas_stay_within_the_autoscaling_bounds() -> None:
 
 def test_autoscaling_needs_a_cpu_request() -> None:
     with pytest.raises(SpecError) as exc:
-        objects(autoscaling={"maxReplicas": 3})
+        objects(autoscaling={"maxReplicas": 3}, resources={"limits": {"memory": "64Mi"}})
     assert exc.value.field == "spec.resources.requests.cpu"
 
 
