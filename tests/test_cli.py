@@ -21,7 +21,8 @@ def test_render_prints_every_object_of_a_site() -> None:
     assert result.returncode == 0, result.stderr
     objects = list(yaml.safe_load_all(result.stdout))
     assert [(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects] == [
-        ("PersistentVolumeClaim", "web-htdocs", "shop"), ("Deployment", "web", "shop"), ("Service", "web", "shop")]
+        ("PersistentVolumeClaim", "web-htdocs", "shop"), ("Deployment", "web", "shop"), ("Service", "web", "shop"),
+        ("NetworkPolicy", "web", "shop")]
 
 
 def test_render_resolves_from_site_within_the_file() -> None:

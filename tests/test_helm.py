@@ -213,9 +213,10 @@ def test_every_rendered_object_and_crd_is_valid(chart: Any, case: str) -> None:
 def test_default_install_matches_the_manifests(chart: Any) -> None:
     objects, _ = render(chart, {})
     assert sorted(o["kind"] for o in objects) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ClusterKopfPeering"])
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ClusterKopfPeering",
+         "NetworkPolicy"])
     for obj in objects:
-        if obj["kind"] in {"ServiceAccount", "Deployment", "Service"}:
+        if obj["kind"] in {"ServiceAccount", "Deployment", "Service", "NetworkPolicy"}:
             assert obj["metadata"]["namespace"] == NAMESPACE
     # The RBAC of manifests/rbac.yaml, exactly: nothing more, nothing less.
     assert rules(only(objects, "ClusterRole")) == manifest_rules()
@@ -231,6 +232,7 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
                                          ("--peering", "httpd-operator"), ("--metrics-port", "9090")]
     env = {e["name"]: e["value"] for e in operator["env"]}
     assert json.loads(env.pop("HTTPD_OPERATOR_DEFAULT_RESOURCES")) == DEFAULT_RESOURCES
+    assert env.pop("HTTPD_OPERATOR_METRICS_NAMESPACES") == "monitoring"
     assert env == {
         "HTTPD_OPERATOR_ALLOW_HOST_PATHS": "", "HTTPD_OPERATOR_DEFAULT_IMAGE": "ghcr.io/httpd-operator/httpd:2.4.68",
         "HTTPD_OPERATOR_EXPORTER_IMAGE": EXPORTER_IMAGE}
@@ -252,6 +254,14 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert LIVENESS in ref_container["args"] and LIVENESS in operator["args"]
     assert operator["resources"] == ref_container["resources"]
+    # The operator's own NetworkPolicy: the one of manifests/base, health and metrics ports only.
+    policy = only(objects, "NetworkPolicy")
+    reference_policy = yaml.safe_load(manifest("networkpolicy.yaml").read_text())
+    assert policy["spec"]["ingress"] == reference_policy["spec"]["ingress"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"][
+        "labels"].items()
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert ports == {p["containerPort"] for p in operator["ports"]} == {8081, 9090}
 
 
 def test_chart_crds_are_the_crds_the_manifests_install() -> None:
@@ -379,7 +389,25 @@ def test_site_resources_reach_the_operator_as_a_preset_it_accepts(chart: Any) ->
     assert preset({"siteResources": None}) == {}
 
 
+def test_network_policies_switches(chart: Any) -> None:
+    objects, _ = render(chart, {"networkPolicy": {"sites": False, "enabled": False, "metricsNamespaces": []}})
+    assert not of_kind(objects, "NetworkPolicy")
+    assert "--no-network-policies" in container(objects)["args"]
+    assert "networkpolicies" not in {r for _, r, _ in rules(*of_kind(objects, "ClusterRole"))}
+    env = {e["name"]: e["value"] for e in container(objects)["env"]}
+    assert env["HTTPD_OPERATOR_METRICS_NAMESPACES"] == ""
+    default, _ = render(chart, {"watchNamespaces": ["web"]})
+    assert "--no-network-policies" not in container(default)["args"]
+    assert ("networking.k8s.io", "networkpolicies", frozenset({"get", "list", "watch", "create", "patch", "delete"})
+            ) in rules(*of_kind(default, "Role"))
+    no_metrics, _ = render(chart, {"networkPolicy": {"metricsNamespaces": ["prom", "obs"]}, "metrics": {"port": 9191}})
+    (_, scrape) = only(no_metrics, "NetworkPolicy")["spec"]["ingress"]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": 9191}]
+    assert scrape["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["prom", "obs"]
+
+
 @pytest.mark.parametrize(("values", "where"), [
+    ({"networkPolicy": {"metricsNamespaces": ["Bad_NS"]}}, "/networkPolicy/metricsNamespaces/0"),
     ({"siteResources": {"requests": {"cpu": "lots"}}}, "/siteResources/requests/cpu"),
     ({"siteResources": {"request": {"cpu": "1"}}}, "siteResources"),
     ({"replicas": "two"}, "/replicas"),

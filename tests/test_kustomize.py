@@ -140,7 +140,7 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
     assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {
         ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
         ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs"),
-        ("monitoring.coreos.com", "servicemonitors")}
+        ("monitoring.coreos.com", "servicemonitors"), ("networking.k8s.io", "networkpolicies")}
 
 
 def test_overlay_peers_in_web(base: list[dict[str, Any]], overlay: list[dict[str, Any]]) -> None:

@@ -34,6 +34,13 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
                              "YAML, e.g. '{requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 256Mi}}'; "
                              "'{}' for none (env HTTPD_OPERATOR_DEFAULT_RESOURCES; default: "
                              f"{json.dumps(DEFAULT_RESOURCES, separators=(',', ':'))})")
+    parser.add_argument("--no-network-policies", action="store_true",
+                        default=os.environ.get("HTTPD_OPERATOR_NETWORK_POLICIES", "true") == "false",
+                        help="give sites no NetworkPolicy (and watch none); per site: spec.networkPolicy.enabled "
+                             "(env HTTPD_OPERATOR_NETWORK_POLICIES=false)")
+    parser.add_argument("--metrics-namespace", action="append", metavar="NS",
+                        help="a namespace whose pods may scrape sites' metrics ports (repeatable; default: "
+                             "monitoring; env HTTPD_OPERATOR_METRICS_NAMESPACES, comma-separated, empty: none)")
     parser.add_argument("--no-protect-volumes", action="store_true",
                         help="do not set bound PersistentVolumes of Retain claims to Retain "
                              "(for clusters where the operator may not patch PersistentVolumes)")
@@ -56,6 +63,19 @@ def default_resources(text: str | None) -> dict[str, Any]:
         raise SystemExit(exc.message) from None
 
 
+def metrics_namespaces(names: list[str] | None) -> tuple[str, ...]:
+    """--metrics-namespace, else the environment's list, else `monitoring`; names checked."""
+    from httpd_operator.spec_network import namespace_names
+
+    if names is None:
+        env = os.environ.get("HTTPD_OPERATOR_METRICS_NAMESPACES")
+        names = ["monitoring"] if env is None else [n.strip() for n in env.split(",") if n.strip()]
+    try:
+        return namespace_names(names, "--metrics-namespace")
+    except SpecError as exc:
+        raise SystemExit(exc.message) from None
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     prefixes = []
     for prefix in args.allow_host_path:
@@ -65,7 +85,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(default_image=args.default_image, exporter_image=args.exporter_image,
                     allowed_host_paths=tuple(prefixes),
                     protect_volumes=not args.no_protect_volumes,
-                    default_resources=default_resources(args.default_resources))
+                    default_resources=default_resources(args.default_resources),
+                    network_policies=not args.no_network_policies,
+                    metrics_namespaces=metrics_namespaces(args.metrics_namespace))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

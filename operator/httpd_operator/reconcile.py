@@ -34,9 +34,10 @@ logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
 # The kinds kept in memory (`Engine.stores`): the sites (kopf) and the children (informers).
 STORED = ("HttpdSite", "PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
-          "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
+          "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor", "NetworkPolicy")
 # Children that exist only while the spec asks for them (named like the site); removed otherwise.
-OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
+OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor",
+            "NetworkPolicy")
 
 
 def _rv(obj: Mapping[str, Any] | None) -> int:

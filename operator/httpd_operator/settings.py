@@ -49,6 +49,11 @@ class Settings:
     protect_volumes: bool = True
     # The httpd container's resources for sites without `spec.resources` (empty: none).
     default_resources: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: DEFAULT_RESOURCES)
+    # A NetworkPolicy per site (--no-network-policies: none, and none watched or pruned).
+    network_policies: bool = True
+    # Namespaces whose pods may scrape a site's metrics port (--metrics-namespace; per site
+    # spec.networkPolicy.metricsNamespaces).
+    metrics_namespaces: tuple[str, ...] = ("monitoring",)
     # The API version to write for kinds whose version differs across Kubernetes releases
     # (discovered from the server at start-up; these defaults are today's).
     api_versions: tuple[tuple[str, str], ...] = ()

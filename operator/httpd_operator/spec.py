@@ -38,6 +38,7 @@ from httpd_operator.spec_features import (
     parse_probes,
     parse_restore,
 )
+from httpd_operator.spec_network import NetworkPolicySpec, parse_network_policy
 
 VOLUME_TYPES = ("Managed", "ExistingClaim", "HostPath", "NFS", "Ephemeral", "FromSite")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -102,6 +103,7 @@ class SiteSpec:
     ingress: Ingress | None = None
     backup: Backup | None = None
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    network_policy: NetworkPolicySpec | None = None
 
 
 def _enum(obj: Mapping[str, Any], key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -356,4 +358,5 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         ingress=parse_ingress(spec),
         backup=parse_backup(spec, own_claim),
         metrics=parse_metrics(spec, port),
+        network_policy=parse_network_policy(spec, settings.network_policies, settings.metrics_namespaces),
     )

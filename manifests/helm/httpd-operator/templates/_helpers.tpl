@@ -90,6 +90,12 @@ Peering rules are added where they are used.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [get, list, watch, create, patch, delete]
+{{- if .Values.networkPolicy.sites }}
+# spec.networkPolicy (networkPolicy.sites: false passes --no-network-policies and drops this).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end }}
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
