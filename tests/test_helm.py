@@ -354,7 +354,8 @@ def test_protect_volumes_false_passes_the_flag_and_drops_the_volume_permission(
     objects, _ = render(chart, {"protectVolumes": False, "watchNamespaces": namespaces})
     assert "--no-protect-volumes" in container(objects)["args"]
     granted = rules(*of_kind(objects, "ClusterRole"), *of_kind(objects, "Role"))
-    assert "persistentvolumes" not in {r for _, r, _ in granted}
+    # Only create stays: the PersistentVolume of an NFS site.
+    assert {v for _, r, v in granted if r == "persistentvolumes"} == {frozenset({"create"})}
     assert granted == rules(*of_kind(protected, "ClusterRole"), *of_kind(protected, "Role")) - {
         ("", "persistentvolumes", frozenset({"get", "patch"}))}
 

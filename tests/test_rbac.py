@@ -106,7 +106,9 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
         await api.create_site(site("src", volume={"reclaimPolicy": "Delete", "accessModes": ["ReadWriteMany"]}))
         await api.create_site(site("share", volume={"type": "FromSite", "fromSite": "src"}))
         await api.create_site(site("bad", port=80))
-        await eventually(lambda: all(api.site_status("ns", n).get("phase") == "Ready" for n in ("web", "src", "share")))
+        await api.create_site(site("docs", volume={"type": "NFS", "nfs": {"server": "nfs.local", "path": "/www"}}))
+        await eventually(lambda: all(api.site_status("ns", n).get("phase") == "Ready"
+                                     for n in ("web", "src", "share", "docs")))
         await api.patch_site("ns", "web", {"spec": {"replicas": 2, "volume": {"size": "2Gi"}}})
         await eventually(lambda: api.site_status("ns", "web").get("ready") == "2/2")
         await api.patch_site("ns", "web", {"spec": {"disruptionBudget": {"minAvailable": "50%"}}})

@@ -54,7 +54,7 @@ def test_every_rendered_object_is_valid(version: str) -> None:
     objects = rendered_objects()
     assert {o["kind"] for o in objects} == {"PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget",
                                             "ConfigMap", "HorizontalPodAutoscaler", "Ingress", "CronJob",
-                                            "NetworkPolicy"}
+                                            "NetworkPolicy", "PersistentVolume"}
     for obj in objects:
         validate(obj, version)
 

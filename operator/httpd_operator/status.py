@@ -48,7 +48,7 @@ def _volume_status(rendered: Rendered, observed: Observed) -> tuple[dict[str, An
     }
     if resolved.claim:
         info["claimName"] = resolved.claim
-    if vol.type == "Managed":
+    if vol.type in ("Managed", "NFS"):
         info["retained"] = vol.reclaim_policy == "Retain"
     if resolved.type == "Ephemeral":
         info["phase"] = "Ready"

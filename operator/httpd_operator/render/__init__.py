@@ -16,7 +16,7 @@ from httpd_operator.render.ingress import render_ingress
 from httpd_operator.render.network_policy import render_network_policy
 from httpd_operator.render.scaling import render_autoscaler
 from httpd_operator.render.service import render_service
-from httpd_operator.render.volumes import ResolvedVolume, render_claim, resolve_volume
+from httpd_operator.render.volumes import ResolvedVolume, render_claim, render_nfs_volume, resolve_volume
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
 
@@ -46,7 +46,8 @@ def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None
     config_map = render_config_map(site)
     service = render_service(site)
     setup_service_port(site, service)
-    objects = [render_claim(site), config_map, render_deployment(site, resolved, config_map, settings), service,
+    objects = [render_nfs_volume(site), render_claim(site), config_map,
+               render_deployment(site, resolved, config_map, settings), service,
                render_disruption_budget(site, settings.api_version("PodDisruptionBudget")),
                render_autoscaler(site, settings.api_version("HorizontalPodAutoscaler")),
                render_ingress(site), render_network_policy(site),

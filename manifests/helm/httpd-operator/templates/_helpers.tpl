@@ -130,6 +130,10 @@ Peering rules are added where they are used.
   resources: [persistentvolumes]
   verbs: [get, patch]
 {{- end }}
+# The PersistentVolume of an NFS site, naming its export (Retain). Never delete.
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [create]
 {{- end -}}
 
 {{/* kopf peering: a ClusterKopfPeering when watching every namespace, else a KopfPeering in each. */}}
