@@ -329,6 +329,22 @@ def test_default_httpd_image_and_operator_image_tag(chart: Any) -> None:
     assert env["HTTPD_OPERATOR_DEFAULT_IMAGE"] == "registry.example/httpd:9"
 
 
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_images_by_digest(chart: Any) -> None:
+    objects, _ = render(chart, {"image": {"digest": DIGEST, "tag": "9.9.9"},
+                                "defaultHttpdImage": f"registry.example/httpd@{DIGEST}",
+                                "exporterImage": f"quay.io/lusitaniae/apache-exporter:v1.0.10@{DIGEST}"})
+    operator = container(objects)
+    assert operator["image"] == f"ghcr.io/httpd-operator/httpd-operator@{DIGEST}"
+    env = {e["name"]: e["value"] for e in operator["env"]}
+    assert env["HTTPD_OPERATOR_DEFAULT_IMAGE"] == f"registry.example/httpd@{DIGEST}"
+    assert env["HTTPD_OPERATOR_EXPORTER_IMAGE"].endswith(f":v1.0.10@{DIGEST}")
+    for obj in objects:
+        validate(obj)
+
+
 def test_metrics_disabled_leaves_no_port_argument_or_service(chart: Any) -> None:
     objects, _ = render(chart, {"metrics": {"enabled": False}})
     operator = container(objects)
@@ -421,6 +437,10 @@ def test_network_policies_switches(chart: Any) -> None:
     ({"metrics": {"port": 8081}}, "/metrics/port"),
     ({"metrics": {"enabled": "yes"}}, "/metrics/enabled"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
+    ({"image": {"digest": "0123456789abcdef" * 4}}, "/image/digest"),
+    ({"image": {"tag": "1.0@" + DIGEST}}, "/image/tag"),
+    ({"defaultHttpdImage": "httpd@sha256:xyz"}, "/defaultHttpdImage"),
     ({"peering": {"name": ""}}, "/peering/name"),
     ({"rbac": {"clusterWide": False}}, "/watchNamespaces"),
     ({"replica": 2}, "replica"),
