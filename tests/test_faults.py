@@ -73,10 +73,7 @@ async def test_sites_converge_through_api_errors_without_duplicates_or_storms(ap
 
     server[share("PATCH", 0.1, lambda r: "/status" not in r.url.path)] << hang_then_commit
     server[share("POST", 0.1, lambda r: "/events" not in r.url.path)] << hang_then_commit
-    # The fault rates are per request, tuned for a site's claim, Deployment, Service and status:
-    # the NetworkPolicy would be one more fallible write in every reconcile, and under a busy
-    # suite the backoff then outgrew the deadline. Its create and 409 path run in test_rbac.py.
-    await operator(Settings(request_timeout=0.5, network_policies=False))
+    await operator(Settings(request_timeout=0.5))
     names = [f"site-{i}" for i in range(8)]
     for name in names:
         await api.create_site(site(name))

@@ -47,3 +47,14 @@ async def test_off_for_the_install_writes_and_watches_no_network_policy(api: Api
     await eventually(lambda: ready(api, "web"))
     assert api.get(POLICIES, "ns", "web") is None
     assert not [r for r in api.server._requests if "networkpolicies" in r.url.path]
+
+
+async def test_status_says_what_the_policy_allows_and_that_a_network_plugin_enforces_it(api: Api, operator) -> None:
+    await operator()
+    await api.create_site(site("web", metrics={"enabled": True}, networkPolicy={"egress": "DNSOnly"}))
+    await eventually(lambda: ready(api, "web"))
+    assert api.site_status("ns", "web")["networkPolicy"] == (
+        "NetworkPolicy web: http from anywhere; metrics from monitoring; egress DNS only "
+        "(enforced only where the network plugin implements NetworkPolicy)")
+    await api.patch_site("ns", "web", {"spec": {"networkPolicy": {"enabled": False}}})
+    await eventually(lambda: "networkPolicy" not in api.site_status("ns", "web"))
