@@ -21,7 +21,8 @@ def test_render_prints_every_object_of_a_site() -> None:
     assert result.returncode == 0, result.stderr
     objects = list(yaml.safe_load_all(result.stdout))
     assert [(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in objects] == [
-        ("PersistentVolumeClaim", "web-htdocs", "shop"), ("Deployment", "web", "shop"), ("Service", "web", "shop")]
+        ("PersistentVolumeClaim", "web-htdocs", "shop"), ("Deployment", "web", "shop"), ("Service", "web", "shop"),
+        ("NetworkPolicy", "web", "shop")]
 
 
 def test_render_resolves_from_site_within_the_file() -> None:
@@ -76,3 +77,21 @@ def test_demo_lists_what_the_operator_made_and_its_hints_work_in_a_fresh_shell()
                              env=fresh, timeout=180)
     assert allowed.returncode == 0 and "HostPathNotAllowed" not in allowed.stdout, allowed.stdout
     assert any(line.split()[:2] == ["local", "Ready"] for line in allowed.stdout.splitlines())
+
+
+def test_render_takes_a_resource_preset_and_refuses_a_bad_one_naming_the_field() -> None:
+    def httpd(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
+        assert result.returncode == 0, result.stderr
+        deployment = next(o for o in yaml.safe_load_all(result.stdout) if o["kind"] == "Deployment")
+        return deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+    preset = httpd(run("render", "-f", "examples/site.yaml", "--default-resources", '{"requests": {"cpu": "1"}}'))
+    assert preset["resources"] == {"requests": {"cpu": "1"}}
+    assert "resources" not in httpd(run("render", "-f", "examples/site.yaml", "--default-resources", "{}"))
+    for bad, said in (("{requests: {cpu: lots}}", "--default-resources.requests.cpu: 'lots' is not a quantity"),
+                      ("{request: {cpu: 1}}", "--default-resources.request: only requests and limits"),
+                      ("[1", "--default-resources: not JSON or YAML"),
+                      ("64Mi", "--default-resources: must be an object")):
+        refused = run("render", "-f", "examples/site.yaml", "--default-resources", bad)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert said in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

@@ -84,7 +84,7 @@ async def test_autoscaler_scales_the_site_and_refusals_are_reported(api: Api, op
     await eventually(lambda: api.site_status("ns", "web").get("ready") == "4/4")
 
     # Without a CPU request the target means nothing: refused, with the field, and nothing removed.
-    await api.patch_site("ns", "web", {"spec": {"resources": None}})
+    await api.patch_site("ns", "web", {"spec": {"resources": {"requests": None, "limits": {"memory": "64Mi"}}}})
     await eventually(lambda: api.site_status("ns", "web").get("phase") == "Failed")
     ready_condition = next(c for c in api.site_status("ns", "web")["conditions"] if c["type"] == "Ready")
     assert "spec.resources.requests.cpu" in ready_condition["message"]

@@ -21,7 +21,8 @@ import pytest
 import yaml
 from k8s_schemas import crd_schemas
 
-from httpd_operator.settings import EXPORTER_IMAGE
+from httpd_operator.cli import default_resources
+from httpd_operator.settings import DEFAULT_RESOURCES, EXPORTER_IMAGE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "manifests" / "helm" / "httpd-operator"
@@ -212,9 +213,10 @@ def test_every_rendered_object_and_crd_is_valid(chart: Any, case: str) -> None:
 def test_default_install_matches_the_manifests(chart: Any) -> None:
     objects, _ = render(chart, {})
     assert sorted(o["kind"] for o in objects) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ClusterKopfPeering"])
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ClusterKopfPeering",
+         "NetworkPolicy"])
     for obj in objects:
-        if obj["kind"] in {"ServiceAccount", "Deployment", "Service"}:
+        if obj["kind"] in {"ServiceAccount", "Deployment", "Service", "NetworkPolicy"}:
             assert obj["metadata"]["namespace"] == NAMESPACE
     # The RBAC of manifests/rbac.yaml, exactly: nothing more, nothing less.
     assert rules(only(objects, "ClusterRole")) == manifest_rules()
@@ -228,7 +230,10 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
     assert operator["image"] == f"ghcr.io/httpd-operator/httpd-operator:{app_version}"
     assert options(operator["args"]) == [("--all-namespaces", None), ("--liveness", "http://0.0.0.0:8081/healthz"),
                                          ("--peering", "httpd-operator"), ("--metrics-port", "9090")]
-    assert {e["name"]: e["value"] for e in operator["env"]} == {
+    env = {e["name"]: e["value"] for e in operator["env"]}
+    assert json.loads(env.pop("HTTPD_OPERATOR_DEFAULT_RESOURCES")) == DEFAULT_RESOURCES
+    assert env.pop("HTTPD_OPERATOR_METRICS_NAMESPACES") == "monitoring"
+    assert env == {
         "HTTPD_OPERATOR_ALLOW_HOST_PATHS": "", "HTTPD_OPERATOR_DEFAULT_IMAGE": "ghcr.io/httpd-operator/httpd:2.4.68",
         "HTTPD_OPERATOR_EXPORTER_IMAGE": EXPORTER_IMAGE}
     assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {"health": 8081, "metrics": 9090}
@@ -249,6 +254,14 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert LIVENESS in ref_container["args"] and LIVENESS in operator["args"]
     assert operator["resources"] == ref_container["resources"]
+    # The operator's own NetworkPolicy: the one of manifests/base, health and metrics ports only.
+    policy = only(objects, "NetworkPolicy")
+    reference_policy = yaml.safe_load(manifest("networkpolicy.yaml").read_text())
+    assert policy["spec"]["ingress"] == reference_policy["spec"]["ingress"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"][
+        "labels"].items()
+    ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert ports == {p["containerPort"] for p in operator["ports"]} == {8081, 9090}
 
 
 def test_chart_crds_are_the_crds_the_manifests_install() -> None:
@@ -316,6 +329,22 @@ def test_default_httpd_image_and_operator_image_tag(chart: Any) -> None:
     assert env["HTTPD_OPERATOR_DEFAULT_IMAGE"] == "registry.example/httpd:9"
 
 
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_images_by_digest(chart: Any) -> None:
+    objects, _ = render(chart, {"image": {"digest": DIGEST, "tag": "9.9.9"},
+                                "defaultHttpdImage": f"registry.example/httpd@{DIGEST}",
+                                "exporterImage": f"quay.io/lusitaniae/apache-exporter:v1.0.10@{DIGEST}"})
+    operator = container(objects)
+    assert operator["image"] == f"ghcr.io/httpd-operator/httpd-operator@{DIGEST}"
+    env = {e["name"]: e["value"] for e in operator["env"]}
+    assert env["HTTPD_OPERATOR_DEFAULT_IMAGE"] == f"registry.example/httpd@{DIGEST}"
+    assert env["HTTPD_OPERATOR_EXPORTER_IMAGE"].endswith(f":v1.0.10@{DIGEST}")
+    for obj in objects:
+        validate(obj)
+
+
 def test_metrics_disabled_leaves_no_port_argument_or_service(chart: Any) -> None:
     objects, _ = render(chart, {"metrics": {"enabled": False}})
     operator = container(objects)
@@ -341,7 +370,8 @@ def test_protect_volumes_false_passes_the_flag_and_drops_the_volume_permission(
     objects, _ = render(chart, {"protectVolumes": False, "watchNamespaces": namespaces})
     assert "--no-protect-volumes" in container(objects)["args"]
     granted = rules(*of_kind(objects, "ClusterRole"), *of_kind(objects, "Role"))
-    assert "persistentvolumes" not in {r for _, r, _ in granted}
+    # Only create stays: the PersistentVolume of an NFS site.
+    assert {v for _, r, v in granted if r == "persistentvolumes"} == {frozenset({"create"})}
     assert granted == rules(*of_kind(protected, "ClusterRole"), *of_kind(protected, "Role")) - {
         ("", "persistentvolumes", frozenset({"get", "patch"}))}
 
@@ -364,7 +394,39 @@ def test_peering_name_and_scheduling_values_reach_the_pod(chart: Any) -> None:
     assert container(objects)["image"] == "registry.example:5000/ops/httpd-operator:1.2.3"
 
 
+def test_site_resources_reach_the_operator_as_a_preset_it_accepts(chart: Any) -> None:
+    def preset(values: dict[str, Any]) -> dict[str, Any]:
+        objects, _ = render(chart, values)
+        env = {e["name"]: e["value"] for e in container(objects)["env"]}
+        return default_resources(env["HTTPD_OPERATOR_DEFAULT_RESOURCES"])
+
+    assert preset({}) == DEFAULT_RESOURCES
+    assert preset({"siteResources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": None}}) == {
+        "requests": {"cpu": "1", "memory": "1Gi"}}
+    assert preset({"siteResources": None}) == {}
+
+
+def test_network_policies_switches(chart: Any) -> None:
+    objects, _ = render(chart, {"networkPolicy": {"sites": False, "enabled": False, "metricsNamespaces": []}})
+    assert not of_kind(objects, "NetworkPolicy")
+    assert "--no-network-policies" in container(objects)["args"]
+    assert "networkpolicies" not in {r for _, r, _ in rules(*of_kind(objects, "ClusterRole"))}
+    env = {e["name"]: e["value"] for e in container(objects)["env"]}
+    assert env["HTTPD_OPERATOR_METRICS_NAMESPACES"] == ""
+    default, _ = render(chart, {"watchNamespaces": ["web"]})
+    assert "--no-network-policies" not in container(default)["args"]
+    assert ("networking.k8s.io", "networkpolicies", frozenset({"get", "list", "watch", "create", "patch", "delete"})
+            ) in rules(*of_kind(default, "Role"))
+    no_metrics, _ = render(chart, {"networkPolicy": {"metricsNamespaces": ["prom", "obs"]}, "metrics": {"port": 9191}})
+    (_, scrape) = only(no_metrics, "NetworkPolicy")["spec"]["ingress"]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": 9191}]
+    assert scrape["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["prom", "obs"]
+
+
 @pytest.mark.parametrize(("values", "where"), [
+    ({"networkPolicy": {"metricsNamespaces": ["Bad_NS"]}}, "/networkPolicy/metricsNamespaces/0"),
+    ({"siteResources": {"requests": {"cpu": "lots"}}}, "/siteResources/requests/cpu"),
+    ({"siteResources": {"request": {"cpu": "1"}}}, "siteResources"),
     ({"replicas": "two"}, "/replicas"),
     ({"replicas": -1}, "/replicas"),
     ({"watchNamespaces": ["Web"]}, "/watchNamespaces/0"),
@@ -375,6 +437,10 @@ def test_peering_name_and_scheduling_values_reach_the_pod(chart: Any) -> None:
     ({"metrics": {"port": 8081}}, "/metrics/port"),
     ({"metrics": {"enabled": "yes"}}, "/metrics/enabled"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
+    ({"image": {"digest": "0123456789abcdef" * 4}}, "/image/digest"),
+    ({"image": {"tag": "1.0@" + DIGEST}}, "/image/tag"),
+    ({"defaultHttpdImage": "httpd@sha256:xyz"}, "/defaultHttpdImage"),
     ({"peering": {"name": ""}}, "/peering/name"),
     ({"rbac": {"clusterWide": False}}, "/watchNamespaces"),
     ({"replica": 2}, "replica"),

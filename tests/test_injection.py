@@ -126,7 +126,7 @@ FIELDS: list[tuple[str, Any, set[str]]] = [
      {f"{DEPLOYMENT_POD}.volumes[0].hostPath.path"}),
     ("spec.volume.nfs.path", lambda v: {"volume": {"type": "NFS", "nfs": {"server": "nfs.local",
                                                                          "path": "/exports/" + v}}},
-     {f"{DEPLOYMENT_POD}.volumes[0].nfs.path"}),
+     {"PersistentVolume:spec.nfs.path"}),
     ("spec.volume.nfs.server", lambda v: {"volume": {"type": "NFS", "nfs": {"server": v}}}, set()),
     ("spec.volume.claimName", lambda v: {"volume": {"type": "ExistingClaim", "claimName": v}}, set()),
     ("spec.volume.fromSite", lambda v: {"volume": {"type": "FromSite", "fromSite": v}}, set()),

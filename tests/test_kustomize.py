@@ -153,7 +153,7 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
     assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {
         ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
         ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs"),
-        ("monitoring.coreos.com", "servicemonitors")}
+        ("monitoring.coreos.com", "servicemonitors"), ("networking.k8s.io", "networkpolicies")}
 
 
 def test_overlay_peers_in_web(overlay: list[dict[str, Any]]) -> None:
@@ -175,3 +175,19 @@ def test_overlay_changes_nothing_else(base: list[dict[str, Any]], overlay: list[
     assert added == [("Role", NAMESPACE, "httpd-operator"), ("RoleBinding", NAMESPACE, "httpd-operator")]
     # The overlay does not own the namespace `web`: deleting the overlay must not delete the sites.
     assert [n["metadata"]["name"] for n in find(overlay, "Namespace")] == ["httpd-operator"]
+
+
+def test_the_documented_kustomization_pins_the_operator_image_by_digest(tmp_path: pathlib.Path) -> None:
+    """docs/security.md's kustomization, built against this repository's manifests."""
+    doc = (ROOT / "docs" / "security.md").read_text()
+    block = doc.split("<!-- tested by tests/test_kustomize.py -->\n```yaml\n", 1)[1].split("```", 1)[0]
+    kustomization = yaml.safe_load(block)
+    (digest,) = [i["digest"] for i in kustomization["images"]]
+    kustomization["resources"] = [os.path.relpath(MANIFESTS, tmp_path)]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    objects = kustomize(tmp_path)
+    (deployment,) = find(objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"ghcr.io/httpd-operator/httpd-operator@{digest}"
+    for obj in objects:
+        validate(obj)

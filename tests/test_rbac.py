@@ -57,6 +57,9 @@ async def day_two(api: Api) -> None:
         # Nothing of a site changes its ServiceMonitor: drift (an edit by hand) makes the patch.
         ("monitoring.coreos.com/v1/servicemonitors", {"metrics": {"enabled": True}}, None, {"metrics": None}),
         ("batch/v1/cronjobs", {"backup": {"target": {"claimName": "backups"}}}, {"backup": {"keep": 3}}, None),
+        # On by default: changed, then switched off by the site.
+        ("networking.k8s.io/v1/networkpolicies", {"networkPolicy": {"enabled": True}},
+         {"networkPolicy": {"egress": "DNSOnly"}}, {"networkPolicy": {"enabled": False}}),
     ]
     for resource, create, change, remove in steps:
         await api.patch_site("ns", "web", {"spec": create})
@@ -90,7 +93,8 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
     for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services", "policy/v1/poddisruptionbudgets",
                  "v1/configmaps", "networking.k8s.io/v1/ingresses", "autoscaling/v2/horizontalpodautoscalers",
-                 "batch/v1/cronjobs", "monitoring.coreos.com/v1/servicemonitors"):
+                 "batch/v1/cronjobs", "monitoring.coreos.com/v1/servicemonitors",
+                 "networking.k8s.io/v1/networkpolicies"):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
     op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
     await asyncio.to_thread(op.start)
@@ -100,7 +104,9 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
         await api.create_site(site("src", volume={"reclaimPolicy": "Delete", "accessModes": ["ReadWriteMany"]}))
         await api.create_site(site("share", volume={"type": "FromSite", "fromSite": "src"}))
         await api.create_site(site("bad", port=80))
-        await eventually(lambda: all(api.site_status("ns", n).get("phase") == "Ready" for n in ("web", "src", "share")))
+        await api.create_site(site("docs", volume={"type": "NFS", "nfs": {"server": "nfs.local", "path": "/www"}}))
+        await eventually(lambda: all(api.site_status("ns", n).get("phase") == "Ready"
+                                     for n in ("web", "src", "share", "docs")))
         await api.patch_site("ns", "web", {"spec": {"replicas": 2, "volume": {"size": "2Gi"}}})
         await eventually(lambda: api.site_status("ns", "web").get("ready") == "2/2")
         await api.patch_site("ns", "web", {"spec": {"disruptionBudget": {"minAvailable": "50%"}}})
@@ -128,4 +134,4 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     assert {(g, r) for g, r, verb in granted() if verb == "delete"} == {
         ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
         ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs"),
-        ("monitoring.coreos.com", "servicemonitors")}
+        ("monitoring.coreos.com", "servicemonitors"), ("networking.k8s.io", "networkpolicies")}

@@ -27,7 +27,7 @@ def pod(objs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def test_defaults_give_claim_deployment_service_with_common_labels() -> None:
     objs = objects()
-    assert set(objs) == {"PersistentVolumeClaim", "Deployment", "Service"}
+    assert set(objs) == {"PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy"}
     for obj in objs.values():
         assert obj["metadata"]["labels"] == {
             "app.kubernetes.io/name": "httpd", "app.kubernetes.io/instance": "web",

@@ -32,7 +32,7 @@ def pod(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_an_empty_spec_gets_only_the_base_objects() -> None:
-    assert set(objects()) == {"PersistentVolumeClaim", "Deployment", "Service"}
+    assert set(objects()) == {"PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy"}
     deployment = objects()["Deployment"]
     assert "annotations" not in deployment["spec"]["template"]["metadata"]
     assert [c["name"] for c in pod(deployment)["containers"]] == ["httpd"]
@@ -85,7 +85,7 @@ def test_replicas_stay_within_the_autoscaling_bounds() -> None:
 
 def test_autoscaling_needs_a_cpu_request() -> None:
     with pytest.raises(SpecError) as exc:
-        objects(autoscaling={"maxReplicas": 3})
+        objects(autoscaling={"maxReplicas": 3}, resources={"limits": {"memory": "64Mi"}})
     assert exc.value.field == "spec.resources.requests.cpu"
 
 
@@ -143,6 +143,6 @@ def test_everything_at_once_is_valid_for_kubernetes() -> None:
                          backup={"target": {"claimName": "backups"}}, metrics={"enabled": True},
                          volume={"restoreFrom": {"claimName": "backups", "archive": "web/a.tar.gz"}})
     assert set(everything) == {"PersistentVolumeClaim", "ConfigMap", "Deployment", "Service",
-                               "HorizontalPodAutoscaler", "Ingress", "CronJob"}
+                               "HorizontalPodAutoscaler", "Ingress", "CronJob", "NetworkPolicy"}
     for obj in everything.values():
         kubernetes_validate.validate(obj, "1.33.0", strict=True)

@@ -53,7 +53,8 @@ def rendered_objects() -> list[dict[str, Any]]:
 def test_every_rendered_object_is_valid(version: str) -> None:
     objects = rendered_objects()
     assert {o["kind"] for o in objects} == {"PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget",
-                                            "ConfigMap", "HorizontalPodAutoscaler", "Ingress", "CronJob"}
+                                            "ConfigMap", "HorizontalPodAutoscaler", "Ingress", "CronJob",
+                                            "NetworkPolicy", "PersistentVolume"}
     for obj in objects:
         validate(obj, version)
 

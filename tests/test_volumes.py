@@ -120,9 +120,29 @@ def test_host_path_is_a_bind_mount_only_under_an_allowed_prefix() -> None:
 def test_nfs_spreads_freely_and_needs_a_server() -> None:
     objs = render({"type": "NFS", "nfs": {"server": "10.0.0.5", "path": "/exports/www"}}, replicas=4)
     volume, _ = content(objs)
-    assert volume["nfs"] == {"server": "10.0.0.5", "path": "/exports/www"}
+    # The pod mounts a claim (the restricted profile forbids an inline nfs volume) ...
+    claim, pv = objs["PersistentVolumeClaim"], objs["PersistentVolume"]
+    assert volume == {"name": "htdocs", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    # ... bound to a volume naming the export, kept (Retain) and out of every provisioner's way.
+    assert pv["spec"]["nfs"] == {"server": "10.0.0.5", "path": "/exports/www"}
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["storageClassName"] == claim["spec"]["storageClassName"] == ""
+    assert claim["spec"]["volumeName"] == pv["metadata"]["name"]
+    assert pv["spec"]["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                      "namespace": claim["metadata"]["namespace"], "name": claim["metadata"]["name"]}
+    assert claim["spec"]["accessModes"] == pv["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert "ownerReferences" not in pv["metadata"] and "ownerReferences" not in claim["metadata"]  # Retain
     assert not colocated(objs)
-    assert "PersistentVolumeClaim" not in objs
+    # Another export is another volume and claim (a volume's source is immutable); the same is the same.
+    other = render({"type": "NFS", "nfs": {"server": "10.0.0.5", "path": "/exports/blog"}})
+    assert other["PersistentVolume"]["metadata"]["name"] != pv["metadata"]["name"]
+    assert other["PersistentVolumeClaim"]["metadata"]["name"] != claim["metadata"]["name"]
+    again = render({"type": "NFS", "nfs": {"server": "10.0.0.5", "path": "/exports/www"}, "size": "5Gi"})
+    assert again["PersistentVolume"]["metadata"]["name"] == pv["metadata"]["name"]
+    deleting = render({"type": "NFS", "nfs": {"server": "10.0.0.5", "path": "/exports/www"},
+                       "reclaimPolicy": "Delete"})
+    assert deleting["PersistentVolumeClaim"]["metadata"]["ownerReferences"][0]["kind"] == "HttpdSite"
+    assert deleting["PersistentVolume"]["spec"]["persistentVolumeReclaimPolicy"] == "Retain"  # the export stays
     for nfs, field in [({"path": "/x"}, "spec.volume.nfs.server"), ({"server": "a b"}, "spec.volume.nfs.server"),
                        ({"server": "nfs", "path": "x/../y"}, "spec.volume.nfs.path")]:
         with pytest.raises(SpecError) as exc:
@@ -154,7 +174,8 @@ def test_from_site_follows_chains_and_joins_sub_paths() -> None:
                   others={"a": {"volume": {"type": "NFS", "nfs": {"server": "nfs"}, "subPath": "x"}},
                           "b": {"volume": {"type": "FromSite", "fromSite": "a", "subPath": "y"}}})
     volume, mount = content(objs)
-    assert volume["nfs"]["server"] == "nfs" and mount["subPath"] == "x/y/c"
+    assert volume["persistentVolumeClaim"]["claimName"].startswith("a-nfs-") and mount["subPath"] == "x/y/c"
+    assert "PersistentVolume" not in objs  # the source site's
 
 
 @pytest.mark.parametrize(("volume", "others", "reason"), [

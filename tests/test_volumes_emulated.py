@@ -141,3 +141,80 @@ async def test_volumes_list_and_prune_retained_claims(api: Api, operator) -> Non
     assert pruned.returncode == 0
     assert api.get(CLAIMS, "ns", "gone-htdocs") is None
     assert api.get(CLAIMS, "ns", "keep-htdocs") is not None
+
+
+NFS = {"type": "NFS", "nfs": {"server": "nfs.example.internal", "path": "/exports/www"}}
+VOLUMES = "v1/persistentvolumes"
+
+
+def nfs_volume(api: Api, name: str) -> tuple[dict, dict] | None:
+    """The site's claim and the PersistentVolume it is bound to, once Bound."""
+    deployment = api.get(DEPLOYMENTS, "ns", name)
+    if deployment is None:
+        return None
+    source = deployment["spec"]["template"]["spec"]["volumes"][0].get("persistentVolumeClaim")
+    claim = api.get(CLAIMS, "ns", source["claimName"]) if source else None
+    if not claim or (claim.get("status") or {}).get("phase") != "Bound":
+        return None
+    return claim, api.get(VOLUMES, None, claim["spec"]["volumeName"])
+
+
+def volume_writes(api: Api) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in api.writes() if "/persistentvolumes" in p]
+
+
+async def test_nfs_is_a_volume_and_claim_of_the_operator_and_the_export_outlives_the_site(api: Api, operator) -> None:
+    await operator()
+    await api.create_site(site("docs", volume=NFS, replicas=3))
+    await eventually(lambda: phase(api, "docs") == "Ready")
+    claim, pv = nfs_volume(api, "docs")
+    assert pv["spec"]["nfs"] == NFS["nfs"] and pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["claimRef"]["uid"] == claim["metadata"]["uid"]
+    status = api.site_status("ns", "docs")["volume"]
+    assert status["claimName"] == claim["metadata"]["name"] and status["retained"] is True
+    assert status["source"] == "nfs.example.internal:/exports/www"
+    # Deleting the site deletes neither the claim (Retain) nor the volume: nothing touches the export.
+    await api.delete("/apis/httpd.dev/v1alpha1/namespaces/ns/httpdsites/docs")
+    await eventually(lambda: api.get(DEPLOYMENTS, "ns", "docs") is None)
+    assert api.get(CLAIMS, "ns", claim["metadata"]["name"])["status"]["phase"] == "Bound"
+    assert api.get(VOLUMES, None, pv["metadata"]["name"])["spec"]["nfs"] == NFS["nfs"]
+    # Re-created, the site serves the same export through the same claim, without a new volume.
+    await api.create_site(site("docs", volume=NFS))
+    await eventually(lambda: phase(api, "docs") == "Ready")
+    assert nfs_volume(api, "docs")[0]["metadata"]["uid"] == claim["metadata"]["uid"]
+    assert [m for m, _ in volume_writes(api)] == ["POST"]
+    # A claim deleted by hand leaves its volume Released and reserved for the old claim: the
+    # operator re-creates the claim and releases the volume to it (the same export, untouched).
+    await api.delete(f"/api/v1/namespaces/ns/persistentvolumeclaims/{claim['metadata']['name']}")
+    await eventually(lambda: (nfs_volume(api, "docs") or [claim])[0]["metadata"]["uid"] != claim["metadata"]["uid"])
+    assert nfs_volume(api, "docs")[1]["spec"]["nfs"] == NFS["nfs"]
+    assert not [w for w in volume_writes(api) if w[0] == "DELETE"]
+
+
+async def test_a_site_of_the_inline_nfs_form_keeps_serving_the_same_export(api: Api, operator) -> None:
+    """The previous release mounted the export inline (`nfs:` in the pod); this one mounts a claim."""
+    created = await api.create_site(site("docs", volume=NFS))
+    from httpd_operator.render import render_body
+    from httpd_operator.settings import Settings as S
+    old = next(o for o in render_body(created, S()).objects if o["kind"] == "Deployment")
+    old["spec"]["template"]["spec"]["volumes"][0] = {"name": "htdocs", "nfs": NFS["nfs"]}
+    before = await api.request("POST", "/apis/apps/v1/namespaces/ns/deployments", old)
+    await operator()
+    await eventually(lambda: nfs_volume(api, "docs") is not None and phase(api, "docs") == "Ready")
+    after = api.get(DEPLOYMENTS, "ns", "docs")
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]  # rolled (patched), not re-created
+    assert nfs_volume(api, "docs")[1]["spec"]["nfs"] == NFS["nfs"]  # the same export
+
+
+async def test_without_volume_protection_nfs_needs_only_to_create_its_volume(api: Api, operator) -> None:
+    """protectVolumes: false (--no-protect-volumes) leaves the operator persistentvolumes create only."""
+    await operator(Settings(protect_volumes=False))
+    await api.create_site(site("docs", volume=NFS))
+    await api.create_site(site("web"))
+    await eventually(lambda: phase(api, "docs") == "Ready" and phase(api, "web") == "Ready")
+    requests = {(r.method.value, r.url.path.rsplit("/", 1)[0]) for r in api.server._requests
+                if "/persistentvolumes" in r.url.path}
+    assert requests == {("POST", "/api/v1")}
+    # The managed claim's volume was left as the provisioner made it.
+    web = api.get(CLAIMS, "ns", "web-htdocs")
+    assert api.get(VOLUMES, None, web["spec"]["volumeName"])["spec"]["persistentVolumeReclaimPolicy"] == "Delete"

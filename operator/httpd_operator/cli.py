@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import pathlib
@@ -17,7 +18,7 @@ from httpd_operator import KIND, __version__
 from httpd_operator.cli_errors import BUG, OK, REFUSED, USAGE, UserError, from_api_error, from_config_error
 from httpd_operator.connection import Cluster, ConfigError
 from httpd_operator.errors import SpecError
-from httpd_operator.settings import DEFAULT_IMAGE, EXPORTER_IMAGE, Settings
+from httpd_operator.settings import DEFAULT_IMAGE, DEFAULT_RESOURCES, EXPORTER_IMAGE, Settings
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +32,52 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host-path", action="append", default=env_paths, metavar="PREFIX",
                         help="allow HostPath volumes under PREFIX (repeatable; "
                              "env HTTPD_OPERATOR_ALLOW_HOST_PATHS, colon-separated)")
+    parser.add_argument("--default-resources", metavar="JSON",
+                        default=os.environ.get("HTTPD_OPERATOR_DEFAULT_RESOURCES"),
+                        help="the httpd container's resources for sites without spec.resources, as JSON or "
+                             "YAML, e.g. '{requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 256Mi}}'; "
+                             "'{}' for none (env HTTPD_OPERATOR_DEFAULT_RESOURCES; default: "
+                             f"{json.dumps(DEFAULT_RESOURCES, separators=(',', ':'))})")
+    parser.add_argument("--no-network-policies", action="store_true",
+                        default=os.environ.get("HTTPD_OPERATOR_NETWORK_POLICIES", "true") == "false",
+                        help="give sites no NetworkPolicy (and watch none); per site: spec.networkPolicy.enabled "
+                             "(env HTTPD_OPERATOR_NETWORK_POLICIES=false)")
+    parser.add_argument("--metrics-namespace", action="append", metavar="NS",
+                        help="a namespace whose pods may scrape sites' metrics ports (repeatable; default: "
+                             "monitoring; env HTTPD_OPERATOR_METRICS_NAMESPACES, comma-separated, empty: none)")
     parser.add_argument("--no-protect-volumes", action="store_true",
                         help="do not set bound PersistentVolumes of Retain claims to Retain "
                              "(for clusters where the operator may not patch PersistentVolumes)")
+
+
+def default_resources(text: str | None) -> dict[str, Any]:
+    """The `--default-resources` preset, checked as `spec.resources` is; a one-line error names
+    the flag and the field."""
+    from httpd_operator.spec import check_resources
+
+    if text is None:
+        return {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"--default-resources: not JSON or YAML: {str(exc).splitlines()[0]}") from None
+    try:
+        return check_resources({} if value is None else value, "--default-resources")
+    except SpecError as exc:
+        raise SystemExit(exc.message) from None
+
+
+def metrics_namespaces(names: list[str] | None) -> tuple[str, ...]:
+    """--metrics-namespace, else the environment's list, else `monitoring`; names checked."""
+    from httpd_operator.spec_network import namespace_names
+
+    if names is None:
+        env = os.environ.get("HTTPD_OPERATOR_METRICS_NAMESPACES")
+        names = ["monitoring"] if env is None else [n.strip() for n in env.split(",") if n.strip()]
+    try:
+        return namespace_names(names, "--metrics-namespace")
+    except SpecError as exc:
+        raise SystemExit(exc.message) from None
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -44,7 +88,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prefixes.append(os.path.normpath(prefix))
     return Settings(default_image=args.default_image, exporter_image=args.exporter_image,
                     allowed_host_paths=tuple(prefixes),
-                    protect_volumes=not args.no_protect_volumes)
+                    protect_volumes=not args.no_protect_volumes,
+                    default_resources=default_resources(args.default_resources),
+                    network_policies=not args.no_network_policies,
+                    metrics_namespaces=metrics_namespaces(args.metrics_namespace))
 
 
 def _cluster(args: argparse.Namespace) -> Cluster:

@@ -75,6 +75,8 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         "CronJob": ((*group_version("CronJob"), "cronjobs"), MANAGED),
         "Job": (("batch", "v1", "jobs"), MANAGED),
     }
+    if settings.network_policies:  # off: none written, so none watched (nor granted, in the chart)
+        watched["NetworkPolicy"] = (("networking.k8s.io", "v1", "networkpolicies"), MANAGED)
     if settings.serves("ServiceMonitor"):
         watched["ServiceMonitor"] = ((*group_version("ServiceMonitor"), "servicemonitors"), MANAGED)
 

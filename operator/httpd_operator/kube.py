@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
     "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
     "ConfigMap": Kind("/api/v1", "configmaps"),
     "Ingress": Kind("/apis/networking.k8s.io/v1", "ingresses"),
+    "NetworkPolicy": Kind("/apis/networking.k8s.io/v1", "networkpolicies"),
     "HorizontalPodAutoscaler": Kind("/apis/autoscaling/v2", "horizontalpodautoscalers"),
     "CronJob": Kind("/apis/batch/v1", "cronjobs"),
     "Job": Kind("/apis/batch/v1", "jobs"),

@@ -28,15 +28,17 @@ from httpd_operator.render.meta import LABEL_INSTANCE, owner_reference
 from httpd_operator.render.volumes import WAITING_REASONS
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
+from httpd_operator.static_volume import ensure_volume
 from httpd_operator.status import Observed, condition, desired_status, merge_conditions
 
 logger = logging.getLogger("httpd_operator")
 SiteKey = tuple[str, str]
 # The kinds kept in memory (`Engine.stores`): the sites (kopf) and the children (informers).
 STORED = ("HttpdSite", "PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
-          "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
+          "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor", "NetworkPolicy")
 # Children that exist only while the spec asks for them (named like the site); removed otherwise.
-OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor")
+OPTIONAL = ("PodDisruptionBudget", "ConfigMap", "Ingress", "HorizontalPodAutoscaler", "CronJob", "ServiceMonitor",
+            "NetworkPolicy")
 
 
 def _rv(obj: Mapping[str, Any] | None) -> int:
@@ -321,6 +323,9 @@ class Engine:
                 else (rendered.site.uid, generation)
             try:
                 for obj in rendered.objects:
+                    if obj["kind"] == "PersistentVolume":  # cluster-scoped and unwatched: its own rule
+                        await ensure_volume(self, rendered.site, obj, changed)
+                        continue
                     note = await self._apply(rendered.site, obj, changed, wanted)
                     if note:
                         extra.append(note)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 # The image built from images/httpd/Dockerfile (httpd, apr and apr-util compiled from source).
 DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
@@ -20,6 +22,16 @@ SCRATCH_PATHS = ("/usr/local/apache2/run", "/usr/local/apache2/logs", "/tmp")
 HTTPD_UID = 10001
 
 
+# The httpd container's resources when a site gives none (`--default-resources`, the chart's
+# `siteResources`): enough for a small site, and a memory limit so that one busy site cannot take
+# a node's memory. No CPU limit on purpose: CPU is shared fairly by requests, and a limit only
+# throttles a site while the node is idle.
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+
 # The API versions current clusters serve, for kinds whose version moved across releases.
 LATEST_VERSIONS = {"PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
                    "CronJob": "batch/v1", "ServiceMonitor": "monitoring.coreos.com/v1"}
@@ -35,6 +47,13 @@ class Settings:
     allowed_host_paths: tuple[str, ...] = ()
     # Set the bound PersistentVolume's reclaim policy to Retain for Retain claims.
     protect_volumes: bool = True
+    # The httpd container's resources for sites without `spec.resources` (empty: none).
+    default_resources: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: DEFAULT_RESOURCES)
+    # A NetworkPolicy per site (--no-network-policies: none, and none watched or pruned).
+    network_policies: bool = True
+    # Namespaces whose pods may scrape a site's metrics port (--metrics-namespace; per site
+    # spec.networkPolicy.metricsNamespaces).
+    metrics_namespaces: tuple[str, ...] = ("monitoring",)
     # The API version to write for kinds whose version differs across Kubernetes releases
     # (discovered from the server at start-up; these defaults are today's).
     api_versions: tuple[tuple[str, str], ...] = ()

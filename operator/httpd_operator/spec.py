@@ -38,6 +38,7 @@ from httpd_operator.spec_features import (
     parse_probes,
     parse_restore,
 )
+from httpd_operator.spec_network import NetworkPolicySpec, parse_network_policy
 
 VOLUME_TYPES = ("Managed", "ExistingClaim", "HostPath", "NFS", "Ephemeral", "FromSite")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
@@ -102,6 +103,7 @@ class SiteSpec:
     ingress: Ingress | None = None
     backup: Backup | None = None
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
+    network_policy: NetworkPolicySpec | None = None
 
 
 def _enum(obj: Mapping[str, Any], key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -129,22 +131,32 @@ def _string_map(obj: Mapping[str, Any], key: str, path: str, labels: bool = Fals
     return dict(value)
 
 
-def _resources(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """requests and limits: maps of resource names to quantities (the API server's own rule)."""
-    value = _get(obj, "resources", path, dict, {})
+def check_resources(value: Any, path: str) -> dict[str, Any]:
+    """requests and limits: maps of resource names to quantities (the API server's own rule).
+    Used for `spec.resources` and for the operator's preset (`--default-resources`)."""
+    if not isinstance(value, dict):
+        raise SpecError(path, f"must be an object of requests and limits, got {type(value).__name__}")
     for section, amounts in value.items():
         if section not in ("requests", "limits"):
-            raise SpecError(f"{path}.resources.{section}", "only requests and limits are allowed")
+            raise SpecError(f"{path}.{section}", "only requests and limits are allowed")
         if not isinstance(amounts, dict):
-            raise SpecError(f"{path}.resources.{section}", "must be an object of quantities")
+            raise SpecError(f"{path}.{section}", "must be an object of quantities")
         for name, amount in amounts.items():
-            _qualified_name(name, f"{path}.resources.{section}")
+            _qualified_name(name, f"{path}.{section}")
             try:
                 if parse_quantity(amount) < 0:
                     raise QuantityError(f"{amount!r} is negative")
             except QuantityError as exc:
-                raise SpecError(f"{path}.resources.{section}.{name}", str(exc)) from None
+                raise SpecError(f"{path}.{section}.{name}", str(exc)) from None
     return dict(value)
+
+
+def _resources(obj: Mapping[str, Any], path: str, default: Mapping[str, Any]) -> dict[str, Any]:
+    """The site's own resources; absent means the operator's preset, while `{}` written
+    explicitly still means none (a user who wants unbounded pods can say so)."""
+    if obj.get("resources") is None:
+        return {section: dict(amounts) for section, amounts in default.items()}
+    return check_resources(_get(obj, "resources", path, dict, {}), f"{path}.resources")
 
 
 def _tolerations(obj: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any], ...]:
@@ -334,7 +346,7 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         service_type=_enum(service, "type", "spec.service", "ClusterIP", SERVICE_TYPES),
         service_port=_int(service, "port", "spec.service", 80, 1, 65535),
         volume=volume,
-        resources=_resources(spec, path),
+        resources=_resources(spec, path, settings.default_resources),
         node_selector=_string_map(spec, "nodeSelector", path, labels=True),
         tolerations=_tolerations(spec, path),
         affinity=_get(spec, "affinity", path, dict, {}),
@@ -346,4 +358,5 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         ingress=parse_ingress(spec),
         backup=parse_backup(spec, own_claim),
         metrics=parse_metrics(spec, port),
+        network_policy=parse_network_policy(spec, settings.network_policies, settings.metrics_namespaces),
     )

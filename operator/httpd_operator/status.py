@@ -16,6 +16,7 @@ from httpd_operator.render.ingress import ingress_url
 from httpd_operator.render.meta import selector_labels
 from httpd_operator.render.service import service_url
 from httpd_operator.render.volumes import WAITING_REASONS
+from httpd_operator.spec import SiteSpec
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def _volume_status(rendered: Rendered, observed: Observed) -> tuple[dict[str, An
     }
     if resolved.claim:
         info["claimName"] = resolved.claim
-    if vol.type == "Managed":
+    if vol.type in ("Managed", "NFS"):
         info["retained"] = vol.reclaim_policy == "Retain"
     if resolved.type == "Ephemeral":
         info["phase"] = "Ready"
@@ -113,6 +114,21 @@ def _deployment_conditions(rendered: Rendered, deployment: Mapping[str, Any] | N
     return replicas, ready, avail, rolled_out, stuck
 
 
+def network_policy_summary(site: SiteSpec) -> str | None:
+    """What the site's NetworkPolicy allows, and that only a policy-aware network plugin enforces it."""
+    policy = site.network_policy
+    if policy is None:
+        return None
+    http = "from the named peers" if policy.http_from else "from anywhere"
+    parts = [f"http {http}"]
+    if site.metrics.enabled:
+        parts.append(f"metrics from {', '.join(policy.metrics_namespaces)}" if policy.metrics_namespaces
+                     else "metrics from nowhere")
+    parts.append("egress DNS only" if policy.egress == "DNSOnly" else "egress open")
+    return f"NetworkPolicy {site.name}: {'; '.join(parts)} (enforced only where the network plugin implements " \
+        "NetworkPolicy)"
+
+
 def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
                    observed: Observed) -> dict[str, Any]:
     """The status the site should have, without transition times (see `merge_conditions`)."""
@@ -134,6 +150,8 @@ def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
     status.update(replicas=replicas, readyReplicas=ready, updatedReplicas=int(dstatus.get("updatedReplicas") or 0),
                   ready=f"{ready}/{site.replicas}", image=site.image,
                   url=ingress_url(site, observed.ingress) or service_url(site), volume=volume)
+    if (policy := network_policy_summary(site)) is not None:
+        status["networkPolicy"] = policy
     backup, backup_condition = _backup_status(result, observed)
     if backup is not None:
         status["backup"] = backup

@@ -31,6 +31,10 @@ class ControllerStandIns:
             return
         if key[:2] == ("", "persistentvolumeclaims"):
             self._soon(self._bind_claim(key))
+        elif key[:2] == ("", "persistentvolumes") and (new.get("status") or {}).get("phase") != "Bound":
+            ref = (new.get("spec") or {}).get("claimRef") or {}
+            if ref.get("name"):  # a static volume reserved for a claim: bind it if it waits
+                self._soon(self._bind_claim(("", "persistentvolumeclaims", ref.get("namespace"), ref["name"])))
         elif key[:2] == ("apps", "deployments"):
             self._soon(self._roll_out(key))
 
@@ -65,6 +69,9 @@ class ControllerStandIns:
             if (status.get("capacity") or {}).get("storage") != size:  # expansion
                 self._write(key, {**claim, "status": {**status, "capacity": {"storage": size}}}, "MODIFIED")
             return
+        if spec.get("volumeName"):
+            self._bind_static(key, claim)
+            return
         pv_name = f"pvc-{claim['metadata']['uid']}"
         meta = claim["metadata"]
         self._write(("", "persistentvolumes", None, pv_name), {
@@ -81,6 +88,27 @@ class ControllerStandIns:
         claim = self._write(key, merge(claim, bound), "MODIFIED")
         self._write(key, {**claim, "status": {"phase": "Bound", "capacity": {"storage": size},
                                               "accessModes": spec.get("accessModes", [])}}, "MODIFIED")
+
+    def _bind_static(self, key: Key, claim: dict[str, Any]) -> None:
+        """A claim naming its volume (volumeName) binds to it when the volume exists and is
+        reserved for it, or for no one; a volume still reserved for an older claim's uid waits."""
+        meta, spec = claim["metadata"], claim.get("spec") or {}
+        pv_key: Key = ("", "persistentvolumes", None, spec["volumeName"])
+        pv = self._store.get(pv_key)
+        if pv is None:
+            return
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        if ref and ((ref.get("namespace"), ref.get("name")) != (meta.get("namespace"), meta["name"])
+                    or ref.get("uid") not in (None, meta["uid"])):
+            return
+        ref = {"kind": "PersistentVolumeClaim", **ref, "namespace": meta["namespace"], "name": meta["name"],
+               "uid": meta["uid"]}
+        self._write(pv_key, {**pv, "spec": {**pv["spec"], "claimRef": ref}, "status": {"phase": "Bound"}},
+                    "MODIFIED")
+        size = ((pv.get("spec") or {}).get("capacity") or {}).get("storage", "1Gi")
+        self._write(key, {**claim, "status": {"phase": "Bound", "capacity": {"storage": size},
+                                              "accessModes": (pv.get("spec") or {}).get("accessModes", [])}},
+                    "MODIFIED")
 
     async def _roll_out(self, key: Key) -> None:
         """What the Deployment controller and kubelets do, instantly: all replicas ready."""

@@ -13,9 +13,10 @@ from httpd_operator.render.config import render_config_map
 from httpd_operator.render.deployment import CONTAINER_SECURITY, POD_SECURITY, render_deployment
 from httpd_operator.render.exporter import render_service_monitor, setup_service_port
 from httpd_operator.render.ingress import render_ingress
+from httpd_operator.render.network_policy import render_network_policy
 from httpd_operator.render.scaling import render_autoscaler
 from httpd_operator.render.service import render_service
-from httpd_operator.render.volumes import ResolvedVolume, render_claim, resolve_volume
+from httpd_operator.render.volumes import ResolvedVolume, render_claim, render_nfs_volume, resolve_volume
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
 
@@ -45,10 +46,11 @@ def render_site(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError] | None
     config_map = render_config_map(site)
     service = render_service(site)
     setup_service_port(site, service)
-    objects = [render_claim(site), config_map, render_deployment(site, resolved, config_map, settings), service,
+    objects = [render_nfs_volume(site), render_claim(site), config_map,
+               render_deployment(site, resolved, config_map, settings), service,
                render_disruption_budget(site, settings.api_version("PodDisruptionBudget")),
                render_autoscaler(site, settings.api_version("HorizontalPodAutoscaler")),
-               render_ingress(site),
+               render_ingress(site), render_network_policy(site),
                render_cron_job(site, resolved, settings.api_version("CronJob"), POD_SECURITY, CONTAINER_SECURITY),
                render_service_monitor(site, settings.api_version("ServiceMonitor")
                                       if settings.serves("ServiceMonitor") else None)]

@@ -7,13 +7,14 @@ volume is an emptyDir; NFS is the volume that lets a pod move to any node and ke
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from httpd_operator.errors import SpecError
-from httpd_operator.render.meta import ANNOTATION_RECLAIM, LABEL_SITE, claim_name, metadata
+from httpd_operator.render.meta import ANNOTATION_RECLAIM, LABEL_SITE, claim_name, labels, metadata
 from httpd_operator.settings import DOCUMENT_ROOT
 from httpd_operator.spec import SiteSpec, VolumeSpec
 
@@ -71,8 +72,9 @@ def _own_source(site: SiteSpec, volume: VolumeSpec) -> ResolvedVolume:
             type="HostPath", sub_path=volume.sub_path, description=f"host path {volume.host_path}",
             colocate=True)
     if volume.type == "NFS":
+        claim = nfs_names(site)[1]
         return ResolvedVolume(
-            source={"nfs": {"server": volume.nfs_server, "path": volume.nfs_path}}, type="NFS",
+            source={"persistentVolumeClaim": {"claimName": claim}}, type="NFS", claim=claim,
             sub_path=volume.sub_path, description=f"{volume.nfs_server}:{volume.nfs_path}",
             access_modes=("ReadWriteMany",))
     empty: dict[str, Any] = {}
@@ -119,18 +121,62 @@ def resolve_volume(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError]) ->
         single_pod=owner.single_pod, access_modes=owner.access_modes)
 
 
-def render_claim(site: SiteSpec) -> dict[str, Any] | None:
-    """The claim a Managed site owns; Retain claims carry no owner reference, so they outlive it."""
+# On an NFS site's PersistentVolume (cluster-scoped, so no owner reference can name the site).
+LABEL_NAMESPACE = "httpd.dev/namespace"
+
+
+def nfs_names(site: SiteSpec) -> tuple[str, str]:
+    """The PersistentVolume and the claim of an NFS site. Both name the export by a hash: a
+    volume's source and a claim's volumeName are immutable, so another export is another pair."""
     volume = site.volume
-    if volume.type != "Managed":
+    digest = hashlib.sha256(f"{site.namespace}/{site.name}/{volume.nfs_server}:{volume.nfs_path}".encode())
+    short = digest.hexdigest()[:8]
+    return f"hs-{site.namespace}-{site.name}-{short}", f"{site.name}-nfs-{short}"
+
+
+def render_nfs_volume(site: SiteSpec) -> dict[str, Any] | None:
+    """An NFS site's PersistentVolume: the export, reserved for the site's claim by claimRef,
+    Retain (Kubernetes never scrubs or deletes it, so the export's files are never touched), and
+    storage class "" (no provisioner makes or takes it). The pod then mounts a claim, which the
+    Pod Security Standards' restricted profile allows, where an inline `nfs:` volume is refused."""
+    volume = site.volume
+    if volume.type != "NFS":
         return None
-    meta = metadata(site, claim_name(site.name), owned=volume.reclaim_policy == "Delete")
+    pv, claim = nfs_names(site)
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": pv, "labels": {**labels(site.name), LABEL_SITE: site.name,
+                                            LABEL_NAMESPACE: site.namespace}},
+        "spec": {
+            "capacity": {"storage": volume.size},
+            "accessModes": ["ReadWriteMany"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "volumeMode": "Filesystem",
+            "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": site.namespace,
+                         "name": claim},
+            "nfs": {"server": volume.nfs_server, "path": volume.nfs_path},
+        },
+    }
+
+
+def render_claim(site: SiteSpec) -> dict[str, Any] | None:
+    """The claim a Managed or NFS site owns; Retain claims carry no owner reference, so they
+    outlive it. An NFS site's claim binds to its own PersistentVolume by name."""
+    volume = site.volume
+    if volume.type not in ("Managed", "NFS"):
+        return None
+    name = claim_name(site.name) if volume.type == "Managed" else nfs_names(site)[1]
+    meta = metadata(site, name, owned=volume.reclaim_policy == "Delete")
     meta["labels"][LABEL_SITE] = site.name
     meta["annotations"] = {ANNOTATION_RECLAIM: volume.reclaim_policy}
     spec: dict[str, Any] = {
         "accessModes": list(volume.access_modes),
         "resources": {"requests": {"storage": volume.size}},
     }
+    if volume.type == "NFS":
+        spec.update(accessModes=["ReadWriteMany"], storageClassName="", volumeName=nfs_names(site)[0])
+        return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
     if volume.storage_class_name is not None:
         spec["storageClassName"] = volume.storage_class_name
     if volume.volume_mode:

@@ -90,6 +90,12 @@ Peering rules are added where they are used.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [get, list, watch, create, patch, delete]
+{{- if .Values.networkPolicy.sites }}
+# spec.networkPolicy (networkPolicy.sites: false passes --no-network-policies and drops this).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end }}
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
@@ -124,6 +130,10 @@ Peering rules are added where they are used.
   resources: [persistentvolumes]
   verbs: [get, patch]
 {{- end }}
+# The PersistentVolume of an NFS site, naming its export (Retain). Never delete.
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [create]
 {{- end -}}
 
 {{/* kopf peering: a ClusterKopfPeering when watching every namespace, else a KopfPeering in each. */}}
