@@ -63,7 +63,8 @@ def test_demo_lists_what_the_operator_made_and_its_hints_work_in_a_fresh_shell()
     made = out.split("Objects the operator made")[1].split("\n\n")[0].splitlines()[1:]
     kinds = {line.split()[0] for line in made}
     assert kinds == {"PersistentVolumeClaim", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
-                     "HorizontalPodAutoscaler", "Ingress", "CronJob"}
+                     "HorizontalPodAutoscaler", "Ingress", "CronJob", "NetworkPolicy",
+                     "PersistentVolume"}  # the NFS example's export, as a volume and a claim
     names = {line.split()[1] for line in made}
     assert "default/backups" not in names and "default/team-content" not in names  # the user's own claims
     fresh = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}  # no venv activated, nothing on PATH

@@ -108,7 +108,8 @@ def _report(server: Any, sites: list[str], docs: list[dict[str, Any]]) -> None:
     for obj in sorted(made, key=lambda o: (ORDER.get(o["kind"], len(ORDER)), o["kind"], o["metadata"]["name"])):
         meta = obj["metadata"]
         owner = "owned by the site" if meta.get("ownerReferences") else "no owner (outlives the site)"
-        print(f"  {obj['kind']:<24} {meta['namespace'] + '/' + meta['name']:<32} {owner}")
+        where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]  # or cluster-scoped
+        print(f"  {obj['kind']:<24} {where:<32} {owner}")
     print("\nNext, in this folder (no cluster needed):")
     print(f"  {_cli()} render -f {_relative(ROOT / 'examples' / 'site.yaml')}   # every object a site gets, as YAML")
     print(f"  {_cli()} --help")
