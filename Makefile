@@ -64,27 +64,11 @@ push: $(VENV)/.installed
 	bash hack/images push $(REGISTRY)
 	$(BIN)/python hack/chart.py push $(REGISTRY)
 
-# End to end on this machine alone: control plane + two nodes, the images (hack/images build) imported
-# into the node (the operator's also as :VERSION-upgrade for the Helm upgrade, httpd's as
-# :VERSION-next for a site's image upgrade), then stopped
-# (both) unless E2E_KEEP=1. The install suite's figures are printed at the end.
-E2E_FIGURES ?= $(or $(TMPDIR),/tmp)/httpd-operator-e2e-figures.json
+# End to end on this machine alone (root): a control plane and two nodes, the images built and
+# imported, tests/e2e; then a control plane with PodSecurityPolicy admission for the restricted
+# profile's suite. Stopped afterwards unless E2E_KEEP=1 (see hack/e2e-local).
 e2e-local: $(VENV)/.installed
-	bash hack/control-plane build
-	bash hack/node build
-	bash hack/control-plane start >/dev/null
-	bash hack/node start
-	bash hack/node --node 2 start
-	refs=$$(bash hack/images build) && set -- $$refs \
-	  && bash hack/node import-image "$$@" "$$1=$$1-upgrade" "$$2=$$2-next" \
-	  && bash hack/node --node 2 import-image "$$@" "$$1=$$1-upgrade" "$$2=$$2-next" \
-	  && eval "$$(bash hack/node env)" && HTTPD_OPERATOR_E2E_IMAGE="$$2" HTTPD_OPERATOR_E2E_IMAGES="$$refs" \
-	  HTTPD_OPERATOR_E2E_UPGRADE_IMAGE="$$1-upgrade" HTTPD_OPERATOR_E2E_IMAGE_NEXT="$$2-next" \
-	  HTTPD_OPERATOR_E2E_FIGURES="$(E2E_FIGURES)" \
-	  $(BIN)/python -m pytest tests/e2e -v -p no:cacheprovider --durations=15; rc=$$?; \
-	  cat "$(E2E_FIGURES)" 2>/dev/null; \
-	  if [ -z "$(E2E_KEEP)" ]; then bash hack/node --node 2 stop; bash hack/node stop; bash hack/control-plane stop; fi; \
-	  exit $$rc
+	PYTHON=$(BIN)/python bash hack/e2e-local
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
