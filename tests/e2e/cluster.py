@@ -71,10 +71,30 @@ def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
 
 
+def serving_pod(namespace: str, service: str) -> str:
+    """A pod the Service routes to now: one of its ready endpoints (`kubectl port-forward svc/`
+    itself may pick a pod that is terminating, which a Service no longer sends anything)."""
+    def found() -> str | None:
+        out = kubectl("-n", namespace, "get", "endpoints", service, "-o", "json", check=False)
+        subsets = json.loads(out.stdout).get("subsets") or [] if out.returncode == 0 else []
+        names = [a["targetRef"]["name"] for s in subsets for a in s.get("addresses") or [] if a.get("targetRef")]
+        return names[0] if names else None
+    return wait(found, f"a ready endpoint of svc/{service}", interval=0.2)
+
+
 @contextlib.contextmanager
 def forward(namespace: str, target: str, *ports: int) -> Iterator[list[int]]:
-    """kubectl port-forward TARGET (svc/NAME picks one ready pod, as a Service would); yields
+    """kubectl port-forward TARGET (svc/NAME: to one of its ready endpoints, as the Service would
+    route; the ports are then the pod's: a Service's port is resolved to its targetPort); yields
     the local ports, in the order of `ports`."""
+    if target.startswith("svc/"):
+        service = kubectl_json("-n", namespace, "get", target)
+        pod = serving_pod(namespace, target[4:])
+        named = {p["name"]: p["containerPort"] for c in kubectl_json("-n", namespace, "get", "pod", pod)["spec"][
+            "containers"] for p in c.get("ports") or [] if p.get("name")}
+        by_port = {p["port"]: p.get("targetPort", p["port"]) for p in service["spec"]["ports"]}
+        target = f"pod/{pod}"
+        ports = tuple(named.get(t, t) if isinstance(t := by_port.get(p, p), str) else t for p in ports)
     proc = subprocess.Popen([KUBECTL, "--kubeconfig", KUBECONFIG, "-n", namespace, "port-forward",
                              "--address=127.0.0.1", target, *(f":{p}" for p in ports)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

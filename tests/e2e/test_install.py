@@ -131,7 +131,12 @@ def wait_for_operator(replicas: int = 2) -> None:
 
 
 def site_pods(install: Install) -> set[str]:
-    return {p["metadata"]["uid"] for p in pods(install.sites, SITE)}
+    """The site's pods once settled: the one replica, and no other pod still terminating."""
+    def settled() -> set[str] | None:
+        found = pods(install.sites, SITE)
+        live = [p for p in found if not p["metadata"].get("deletionTimestamp") and ready(p)]
+        return {p["metadata"]["uid"] for p in live} if len(found) == len(live) == 1 else None
+    return wait(settled, "the site's pods settled", interval=0.5)
 
 
 def test_one_kubectl_apply_k_installs_on_a_fresh_cluster(install: Install) -> None:
