@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from httpd_operator.diff import is_subset, merge_patch
+from httpd_operator.engine.memory import Memories, SiteMemory
 from httpd_operator.errors import SpecError
 from httpd_operator.events import Events
 from httpd_operator.kube import ApiError, Kube, backoff
@@ -110,29 +111,17 @@ class Engine:
     peering: Peering | None = None  # with --peering: reconcile only while kopf has not paused us
     events: Events = field(init=False)  # Kubernetes Events, posted in the background
     ready: bool = False  # set once every store has been listed (start-up)
-    protected: set[str] = field(default_factory=set)  # PersistentVolumes known to be Retain
-    # Claims this run created: their volumes are new, so Retain is set without reading them first.
-    created_claims: set[tuple[str, str]] = field(default_factory=set)
-    refused: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)  # patches refused
-    rejected: dict[SiteKey, tuple[int, SpecError]] = field(default_factory=dict)  # by generation
-    archives: dict[tuple[str, str], tuple[str, int] | None] = field(default_factory=dict)  # backup Job -> archive
+    # Everything remembered about a site, by uid, dropped with it (engine/memory.py).
+    memories: Memories = field(default_factory=Memories)
     # After creating a site's children, a status that would only say "on its way" (Pending,
     # Progressing) waits up to this long while their controllers have not yet answered (claim not
     # Bound, Deployment not observed): one status write, not three.
     status_hold: float = 5.0
-    _created_at: dict[SiteKey, float] = field(default_factory=dict)
-    # Sites found in shape, with what they were found in shape with: the same inputs again (the
-    # site's generation, its children's resourceVersions) need no render, diff or write.
-    _quiet: dict[SiteKey, tuple[Any, ...]] = field(default_factory=dict)
-    # Children found in shape: (their resourceVersion, what the site wanted: its uid and
-    # generation, the note). The same again needs no diff: a site's reconciles mostly follow its
-    # other children's events. (FromSite sites also read another site: always diffed.)
-    _in_shape: dict[tuple[str, str, str], tuple[int, Any, dict[str, Any] | None]] = field(default_factory=dict)
     reconciled: int = 0        # reconciles finished, whatever their result (tests wait on it)
     _pending: set[SiteKey] = field(default_factory=set)
-    _doomed: set[str | None] = field(default_factory=set)  # sites (uids) whose namespace is being deleted
     _gone: set[tuple[str, str, str, str | None]] = field(default_factory=set)  # deleted, not yet seen gone
-    _running: dict[SiteKey, asyncio.Lock] = field(default_factory=dict)
+    # One lock per site being reconciled (or waiting to), dropped when the last holder leaves.
+    _running: dict[SiteKey, tuple[asyncio.Lock, int]] = field(default_factory=dict)
     _attempts: dict[SiteKey, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # Reconciles in flight at once: each holds its site's objects unpacked, so a burst of a
@@ -157,8 +146,20 @@ class Engine:
 
     async def _run(self, key: SiteKey, delay: float) -> None:
         await asyncio.sleep(delay)  # a debounce window, not a synchronisation
-        lock = self._running.setdefault(key, asyncio.Lock())
-        async with self._slots, lock:
+        lock, users = self._running.get(key) or (asyncio.Lock(), 0)
+        self._running[key] = (lock, users + 1)
+        try:
+            async with self._slots, lock:
+                await self._run_locked(key)
+        finally:
+            lock, users = self._running[key]
+            if users == 1:
+                del self._running[key]
+            else:
+                self._running[key] = (lock, users - 1)
+
+    async def _run_locked(self, key: SiteKey) -> None:
+        if True:
             self._pending.discard(key)
             if not self.ready:
                 return  # the stores are being filled; kopf's listing of the sites kicks them all after
@@ -176,8 +177,8 @@ class Engine:
                     # there any more (its children's deletions would kick it again and again), and
                     # its own deletion ends the matter. This site is left alone from now on.
                     seen = self.stores["HttpdSite"].get(key)
-                    if seen is not None:
-                        self._doomed.add(seen.uid)
+                    if seen is not None and seen.uid:
+                        self.memories.of(key, seen.uid).doomed = True
                     logger.info("site %s/%s: its namespace is being deleted; left alone", *key)
                     self.reconciled += 1
                     return
@@ -198,7 +199,7 @@ class Engine:
     @property
     def idle(self) -> bool:
         """No reconcile scheduled or running."""
-        return not self._pending and not any(lock.locked() for lock in self._running.values())
+        return not self._pending and not self._running
 
     async def drain(self) -> None:
         """Wait for scheduled reconciles (tests and the demo use it)."""
@@ -239,10 +240,13 @@ class Engine:
         """Backup Jobs, by site: only what status.backup needs."""
         meta = body.get("metadata") or {}
         key = (meta.get("namespace") or "", (meta.get("labels") or {}).get(LABEL_INSTANCE) or "")
-        jobs = self.jobs.setdefault(key, {})
         if type_ == "DELETED":
+            jobs = self.jobs.get(key) or {}
             jobs.pop(meta.get("name") or "", None)
+            if not jobs:
+                self.jobs.pop(key, None)  # the last of the site's Jobs: nothing left to keep
             return
+        jobs = self.jobs.setdefault(key, {})
         status = body.get("status") or {}
         state = next((c.get("type") for c in status.get("conditions") or []
                       if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"), None)
@@ -266,8 +270,9 @@ class Engine:
     def forget(self, kind: str, namespace: str, name: str, uid: str | None) -> None:
         """A child was deleted: drop our copy of it, unless we have already re-created it."""
         if kind == "HttpdSite":
-            self._doomed.discard(uid)
-        self._in_shape.pop((kind, namespace, name), None)
+            self.memories.drop((namespace, name), uid)
+            if self.metrics:
+                self.metrics.phases.pop((namespace, name), None)
         mine = self.written.get((kind, namespace, name))
         if mine is not None and (mine.get("metadata") or {}).get("uid") == uid:
             del self.written[(kind, namespace, name)]
@@ -290,16 +295,16 @@ class Engine:
         return meta.get("uid"), meta.get("generation"), claim, children, jobs
 
     async def reconcile(self, namespace: str, name: str) -> str:
-        seen = self.stores["HttpdSite"].get((namespace, name))
-        if seen is not None and seen.uid in self._doomed:
-            return "gone"  # its namespace is being deleted
         body = self.actual("HttpdSite", namespace, name)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        uid = str(((body or {}).get("metadata") or {}).get("uid") or "")
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp") or not uid:
             if self.metrics:
                 self.metrics.phases.pop((namespace, name), None)
-            self._quiet.pop((namespace, name), None)
             return "gone"
-        quiet = self._quiet.get((namespace, name))
+        memory = self.memories.of((namespace, name), uid)
+        if memory.doomed:
+            return "gone"  # its namespace is being deleted
+        quiet = memory.quiet
         if quiet is not None and quiet == self._fingerprint(body, quiet[2]):
             return "unchanged"
         try:
@@ -312,7 +317,7 @@ class Engine:
         extra: list[dict[str, Any]] = []
         changed: list[str] = []
         generation = int((body.get("metadata") or {}).get("generation") or 0)
-        rejected = self.rejected.get((namespace, name))
+        rejected = memory.rejected
         if isinstance(rendered, Rendered) and rejected and rejected[0] == generation:
             rendered = rejected[1]  # refused by the API server: not again until the spec changes
         if isinstance(rendered, Rendered):
@@ -321,11 +326,11 @@ class Engine:
                 else (rendered.site.uid, generation)
             try:
                 for obj in rendered.objects:
-                    note = await self._apply(rendered.site, obj, changed, wanted)
+                    note = await self._apply(memory, rendered.site, obj, changed, wanted)
                     if note:
                         extra.append(note)
                 await self._prune(rendered, changed)
-                await self._protect_volume(rendered)
+                await self._protect_volume(memory, rendered)
                 await self._share_claim(rendered)
             except ApiError as exc:
                 if exc.status not in (400, 422):
@@ -333,7 +338,7 @@ class Engine:
                 # The server's own validation refused a child: a spec problem, not a transient one.
                 rendered = SpecError(exc.object or "a child", f"the API server refused it: {exc.message}",
                                      reason="ChildRejected")
-                self.rejected[(namespace, name)] = (generation, rendered)
+                memory.rejected = (generation, rendered)
         jobs = self._jobs_of(namespace, name)
         observed = Observed(
             claim=self.actual("PersistentVolumeClaim", namespace, rendered.volume.claim)
@@ -342,7 +347,7 @@ class Engine:
             ingress=self.actual("Ingress", namespace, name),
             cron_job=self.actual("CronJob", namespace, name),
             jobs=jobs,
-            archive=await self._last_archive(body, jobs) if isinstance(rendered, Rendered) and
+            archive=await self._last_archive(memory, body, jobs) if isinstance(rendered, Rendered) and
             rendered.site.backup else None)
         status = desired_status(body, rendered, observed)
         if self.metrics:
@@ -355,15 +360,15 @@ class Engine:
             # The new children's watch events kick this site again within moments; reporting then
             # saves a status write that would only say "creating". The kick is the fallback.
             self.events.info(body, "Applied", "; ".join(changed))
-            self._created_at[key] = now
+            memory.created_at = now
             self.kick(key, delay=1.0)
             return "changed"
-        held = now - self._created_at.get(key, -self.status_hold)
+        held = now - (memory.created_at if memory.created_at is not None else -self.status_hold)
         if status["phase"] in ("Pending", "Progressing") and held < self.status_hold and not changed \
                 and _settling(observed):
             self.kick(key, delay=min(1.0, self.status_hold - held))  # their controllers are at work
             return "held"
-        self._created_at.pop(key, None)
+        memory.created_at = None
         wrote_status = await self._write_status(body, status)
         if changed:
             self.events.info(body, "Applied", "; ".join(changed))
@@ -373,17 +378,17 @@ class Engine:
         volume = spec.get("volume") if isinstance(spec, dict) else None
         if not changed and not (isinstance(volume, dict) and volume.get("type") == "FromSite"):
             # FromSite reads another site too: never skipped. Others: same inputs, same outcome.
-            self._quiet[key] = fingerprint
+            memory.quiet = fingerprint
         else:
-            self._quiet.pop(key, None)
+            memory.quiet = None
         return "changed" if changed or wrote_status else "unchanged"
 
-    async def _apply(self, site: SiteSpec, want: dict[str, Any], changed: list[str], wanted: Any = None
-                     ) -> dict[str, Any] | None:
+    async def _apply(self, memory: SiteMemory, site: SiteSpec, want: dict[str, Any], changed: list[str],
+                     wanted: Any = None) -> dict[str, Any] | None:
         """Create or patch one child; returns a VolumeSynced=False condition if a change is refused."""
         kind, meta = want["kind"], want["metadata"]
         child = (kind, meta["namespace"], meta["name"])
-        in_shape = self._in_shape.get(child) if wanted is not None else None
+        in_shape = memory.in_shape.get((kind, meta["name"])) if wanted is not None else None
         if in_shape is not None and in_shape[:2] == (self.version(*child), wanted):
             return in_shape[2]  # found in shape before, and neither it nor what we want has changed
         have = self.actual(*child)
@@ -391,7 +396,7 @@ class Engine:
             try:
                 self._remember(await self.kube.create(want))
                 if kind == "PersistentVolumeClaim":
-                    self.created_claims.add((meta["namespace"], meta["name"]))
+                    memory.created_claims.add(meta["name"])
                 changed.append(f"created {kind} {meta['name']}")
                 return None
             except ApiError as exc:
@@ -407,14 +412,14 @@ class Engine:
         want = _without_stale(kind, want, have)
         if is_subset(want, have):
             if wanted is not None:
-                self._in_shape[child] = (_rv(have), wanted, note)
+                memory.in_shape[(kind, meta["name"])] = (_rv(have), wanted, note)
             return note
         patch = merge_patch(want, have)
         if want["metadata"].get("ownerReferences") == []:
             patch.setdefault("metadata", {})["ownerReferences"] = None  # Retain: no owner at all
-        refusal_key = (kind, meta["namespace"], meta["name"], repr(patch))
-        if refusal_key in self.refused:
-            return self.refused[refusal_key]
+        refusal_key = (kind, meta["name"], repr(patch))
+        if refusal_key in memory.refused:
+            return memory.refused[refusal_key]
         try:
             self._remember(await self.kube.patch(kind, meta["namespace"], meta["name"], patch,
                                                  api_version=want.get("apiVersion")))
@@ -425,7 +430,7 @@ class Engine:
             # not send the same patch again until the spec asks for something else.
             refusal = condition("VolumeSynced", False, "ResizeRefused" if "spec" in patch else "ClaimUpdateRefused",
                                 f"claim {meta['name']}: the API server refused the change: {exc.message}")
-            self.refused[refusal_key] = refusal
+            memory.refused[refusal_key] = refusal
             return refusal
         changed.append(f"updated {kind} {meta['name']} ({', '.join(sorted(_paths(patch)))})")
         return note
@@ -468,7 +473,7 @@ class Engine:
             return allowed, condition("VolumeSynced", False, "ImmutableField", "; ".join(problems))
         return allowed, None
 
-    async def _protect_volume(self, rendered: Rendered) -> None:
+    async def _protect_volume(self, memory: SiteMemory, rendered: Rendered) -> None:
         """Retain claims: make the bound PersistentVolume outlive a claim deleted by hand too.
 
         Dynamically provisioned volumes default to Delete. A volume provisioned for a claim this
@@ -483,9 +488,9 @@ class Engine:
         if claim is None or (claim.get("status") or {}).get("phase") != "Bound":
             return
         volume = (claim.get("spec") or {}).get("volumeName")
-        if not volume or volume in self.protected:
+        if not volume or volume in memory.protected:
             return
-        fresh = (site.namespace, rendered.volume.claim) in self.created_claims
+        fresh = rendered.volume.claim in memory.created_claims
         pv = None if fresh else await self.kube.get("PersistentVolume", None, volume)
         if fresh or pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
             try:
@@ -495,12 +500,12 @@ class Engine:
                 if exc.status != 404:
                     raise
                 return  # gone already (a static volume deleted by hand): nothing left to protect
-            self.created_claims.discard((site.namespace, rendered.volume.claim or ""))
+            memory.created_claims.discard(rendered.volume.claim or "")
             logger.info("site %s/%s: set PersistentVolume %s's reclaim policy to Retain",
                         site.namespace, site.name, volume)
-        self.protected.add(volume)
+        memory.protected.add(volume)
 
-    async def _last_archive(self, body: Mapping[str, Any], jobs: tuple[Mapping[str, Any], ...]
+    async def _last_archive(self, memory: SiteMemory, body: Mapping[str, Any], jobs: tuple[Mapping[str, Any], ...]
                             ) -> tuple[str, int] | None:
         """The newest successful backup's archive name and size, from its pod's termination message
         (read once per Job; status keeps it across restarts)."""
@@ -512,10 +517,10 @@ class Engine:
         if old.get("lastJob") == job and old.get("lastArchive"):
             return old["lastArchive"], int(old.get("lastArchiveSize") or 0)
         namespace = body["metadata"]["namespace"]
-        if (namespace, job) not in self.archives:
+        if job not in memory.archives:
             pods = await self.kube.list("Pod", namespace, label_selector=f"job-name={job}")
-            self.archives[(namespace, job)] = _archive_of(pods)
-        return self.archives[(namespace, job)]
+            memory.archives[job] = _archive_of(pods)
+        return memory.archives[job]
 
     async def _prune(self, rendered: Rendered, changed: list[str]) -> None:
         """Delete optional children the spec no longer asks for (only ones this site controls)."""
