@@ -18,11 +18,11 @@ import kopf
 
 from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.connection import Cluster
+from httpd_operator.engine import Engine
 from httpd_operator.informer import Informer
 from httpd_operator.kube import ApiError, Kube, backoff, path
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering
-from httpd_operator.reconcile import Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
 

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 import kopf
 
 from httpd_operator.connection import Cluster
+from httpd_operator.engine import Engine
 from httpd_operator.handlers import build
 from httpd_operator.kube import Kube, discover_versions
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, own_identity
-from httpd_operator.reconcile import Engine
 from httpd_operator.settings import Settings
 
 
