@@ -13,46 +13,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from httpd_operator import GROUP, PLURAL, VERSION, __version__
+from httpd_operator import __version__
 from httpd_operator.connection import Cluster, ConfigError, load_cluster
+from httpd_operator.kinds import KINDS, prefix
 
 USER_AGENT = f"httpd-operator/{__version__}"
 
 
-@dataclass(frozen=True)
-class Kind:
-    prefix: str      # "/api/v1" or "/apis/apps/v1"
-    plural: str
-    namespaced: bool = True
-
-
-KINDS: dict[str, Kind] = {
-    "PersistentVolumeClaim": Kind("/api/v1", "persistentvolumeclaims"),
-    "PersistentVolume": Kind("/api/v1", "persistentvolumes", namespaced=False),
-    "Service": Kind("/api/v1", "services"),
-    "Deployment": Kind("/apis/apps/v1", "deployments"),
-    "HttpdSite": Kind(f"/apis/{GROUP}/{VERSION}", PLURAL),
-    "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
-    "ConfigMap": Kind("/api/v1", "configmaps"),
-    "Ingress": Kind("/apis/networking.k8s.io/v1", "ingresses"),
-    "HorizontalPodAutoscaler": Kind("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "CronJob": Kind("/apis/batch/v1", "cronjobs"),
-    "Job": Kind("/apis/batch/v1", "jobs"),
-    "Pod": Kind("/api/v1", "pods"),
-    "ServiceMonitor": Kind("/apis/monitoring.coreos.com/v1", "servicemonitors"),
-}
-# Kinds whose API version differs across Kubernetes releases: the newest first.
-VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1")),
-             "HorizontalPodAutoscaler": ("autoscaling", ("v2", "v2beta2")),
-             "CronJob": ("batch", ("v1", "v1beta1")),
-             "ServiceMonitor": ("monitoring.coreos.com", ("v1",))}
+# Derived from the one table of kinds (kinds.py, re-exported here as KINDS).
+# Kinds whose API version differs across Kubernetes releases (the newest first), and add-ons:
+# the version used is discovered at start.
+VERSIONED = {k.name: (k.group, k.versions) for k in KINDS.values() if k.versioned}
 # Kinds of add-ons (CRDs) that a cluster may not have: used only when served.
-ADD_ONS = frozenset({"ServiceMonitor"})
+ADD_ONS = frozenset(k.name for k in KINDS.values() if k.add_on)
 
 
 def backoff(attempt: int, exc: BaseException | None = None, cap: float = 30.0, base: float = 0.5) -> float:
@@ -77,8 +54,7 @@ class ApiError(Exception):
 def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None,
          api_version: str | None = None) -> str:
     k = KINDS[kind]
-    prefix = k.prefix if api_version is None else ("/api/v1" if api_version == "v1" else f"/apis/{api_version}")
-    parts = [prefix]
+    parts = [k.prefix if api_version is None else prefix(api_version)]
     if k.namespaced and namespace:
         parts.append(f"namespaces/{namespace}")
     parts.append(k.plural)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from httpd_operator.kinds import KINDS
+
 # The image built from images/httpd/Dockerfile (httpd, apr and apr-util compiled from source).
 DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
 
@@ -21,8 +23,7 @@ HTTPD_UID = 10001
 
 
 # The API versions current clusters serve, for kinds whose version moved across releases.
-LATEST_VERSIONS = {"PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
-                   "CronJob": "batch/v1", "ServiceMonitor": "monitoring.coreos.com/v1"}
+LATEST_VERSIONS = {k.name: k.api_version() for k in KINDS.values() if k.versioned}
 
 
 @dataclass(frozen=True)
