@@ -67,6 +67,7 @@ async def wave(bench: Any, server: Any, client: aiohttp.ClientSession, number: i
         if time.monotonic() - started > 60 + n * 0.5:
             raise SystemExit(f"wave {number}: only {n - len(waiting)}/{n} sites Ready; see {log}")
         await asyncio.sleep(0.1)  # polling the emulator's state, not a synchronisation
+    ready = time.monotonic() - started
     await asyncio.gather(*(send("DELETE", ns, name) for ns, name in keys))
     left = [(SITES, ns, name) for ns, name in keys]
     left += [(kind, ns, name + ("-htdocs" if "claims" in kind else "")) for kind in CHILDREN for ns, name in keys]
@@ -74,8 +75,10 @@ async def wave(bench: Any, server: Any, client: aiohttp.ClientSession, number: i
         left = [k for k in left if server.peek_one(*k) is not None]
         if time.monotonic() - started > 120 + n:
             raise SystemExit(f"wave {number}: {len(left)} objects not gone; see {log}")
-        await asyncio.sleep(0.1)  # polling the emulator's state, not a synchronisation
+        await asyncio.sleep(0.5)  # polling the emulator's state, not a synchronisation
+    gone = time.monotonic() - started
     await bench.quiet(server)
+    print(f"  (Ready after {ready:.1f} s, all gone after {gone:.1f} s)", flush=True)
     return time.monotonic() - started
 
 

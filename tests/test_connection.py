@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -331,3 +332,24 @@ def test_inline_client_certificate_and_ca(tmp_path: pathlib.Path, monkeypatch: p
     with pytest.raises(ssl.SSLError):  # the key really is loaded: a wrong one is refused
         Cluster(server="https://k", insecure=True, cert_data=cert, key_data=other_key).ssl_context()
     assert list(scratch.iterdir()) == []  # the private key did not stay on disk
+
+
+def test_the_tls_context_is_rebuilt_when_its_certificate_changes(tmp_path: pathlib.Path) -> None:
+    """A client certificate rotated on disk (or by an exec plugin) is loaded for the next
+    connection, not cached for ever."""
+    cert, key = self_signed(tmp_path, "client")
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_file.write_text(cert)
+    key_file.write_text(key)
+    kube = Kube(Cluster(server="https://k", insecure=True, cert_file=str(cert_file), key_file=str(key_file)))
+    first = kube._tls()
+    assert kube._tls() is first  # nothing changed: the same context
+    cert, key = self_signed(tmp_path, "rotated")
+    cert_file.write_text(cert)
+    key_file.write_text(key)
+    os.utime(cert_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime, however coarse the clock
+    assert kube._tls() is not first
+    kube.cluster.cert_data, kube.cluster.cert_file = cert, None  # an exec plugin's certificate instead
+    kube.cluster.key_data, kube.cluster.key_file = key, None
+    second = kube._tls()
+    assert second is not first and kube._tls() is second

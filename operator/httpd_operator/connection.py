@@ -80,6 +80,22 @@ class Cluster:
             until = time.monotonic() + (expires - datetime.datetime.now(datetime.UTC)).total_seconds() - 10
         return status.get("token"), until
 
+    def tls_inputs(self) -> tuple[Any, ...] | None:
+        """What the TLS context is built from, files by their modification time: when it changes
+        (a certificate an exec plugin or cert-manager rotated), the context must be rebuilt."""
+        if not self.server.startswith("https:"):
+            return None
+        self.authorization()  # an exec plugin may answer with a (new) client certificate
+
+        def stamp(name: str | None) -> float | None:
+            try:
+                return os.stat(name).st_mtime_ns if name else None
+            except OSError:
+                return None
+
+        return (self.ca_file, stamp(self.ca_file), self.ca_data, self.insecure, self.cert_file,
+                stamp(self.cert_file), self.key_file, stamp(self.key_file), self.cert_data, self.key_data)
+
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS settings for https servers (None for plain http, e.g. the emulator)."""
         if not self.server.startswith("https:"):

@@ -112,6 +112,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.queue.close()  # no reconcile may open a connection once the client is closed
         await engine.events.close()
         await engine.kube.aclose()
 

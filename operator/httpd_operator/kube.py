@@ -73,12 +73,20 @@ class Kube:
         self.timeout = timeout  # seconds for one request; a hung server is then retried like a 503
         self.pool = pool
         self._ssl: ssl.SSLContext | None = None
+        self._ssl_inputs: tuple[Any, ...] | None | bool = False  # False: not built yet
         self._session: aiohttp.ClientSession | None = None
         self._watches: aiohttp.ClientSession | None = None
+        self._retired: list[aiohttp.ClientSession] = []  # built on an old TLS context; closed at the end
+        self._closed = False
 
     def _tls(self) -> ssl.SSLContext | None:
-        if self._ssl is None:
-            self._ssl = self.cluster.ssl_context()
+        """The TLS context, rebuilt when the credentials it was built from change (a rotated
+        client certificate); the sessions built on the old one take new requests no more."""
+        inputs = self.cluster.tls_inputs()
+        if inputs != self._ssl_inputs:
+            self._ssl, self._ssl_inputs = self.cluster.ssl_context(), inputs
+            self._retired += [s for s in (self._session, self._watches) if s is not None]
+            self._session = self._watches = None
         return self._ssl
 
     def _request(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
@@ -135,9 +143,12 @@ class Kube:
         return self._answer(response.status, response.reason or "", raw, response.headers.get("Retry-After"))
 
     def _session_now(self) -> aiohttp.ClientSession:
+        if self._closed:  # a late caller at shutdown must not open a session nobody closes
+            raise ApiError(0, "the client is closed")
+        tls = self._tls()
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool, ssl=self._tls() or False),
+                connector=aiohttp.TCPConnector(limit=self.pool, ssl=tls or False),
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
@@ -145,8 +156,11 @@ class Kube:
         """A watch: the response's lines as they come (each one event)."""
         full, _, headers = self._prepared(url, None, None, query)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout)
+        if self._closed:
+            raise ApiError(0, "the client is closed")
+        tls = self._tls()
         if self._watches is None or self._watches.closed:  # watches hold their connection: a pool of their own
-            self._watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=self._tls() or False))
+            self._watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls or False))
         try:
             async with self._watches.get(full, headers=headers, timeout=timeout) as response:
                 if response.status >= 400:
@@ -159,10 +173,12 @@ class Kube:
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
-        for session in (self._session, self._watches):
+        for session in (self._session, self._watches, *self._retired):
             if session is not None:
                 await session.close()
         self._session = self._watches = None
+        self._retired = []
+        self._closed = True
 
     async def get(self, kind: str, namespace: str | None, name: str,
                   api_version: str | None = None) -> dict[str, Any] | None:

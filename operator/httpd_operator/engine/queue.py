@@ -82,6 +82,12 @@ class Queue:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def close(self) -> None:
+        """At shutdown: scheduled and running reconciles are cancelled (the next run redoes them)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def _run(self, key: SiteKey, delay: float) -> None:
         await asyncio.sleep(delay)  # a debounce window (or a backoff), not a synchronisation
         lock, users = self._running.get(key) or (asyncio.Lock(), 0)
