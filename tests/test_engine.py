@@ -203,7 +203,7 @@ async def test_apply_answers_what_it_did() -> None:
     applier, spec = Applier(kube, store), parse_site(site(), Settings())  # type: ignore[arg-type]
     created = await applier.apply(memory, spec, _claim("1Gi"))
     assert (created.action, str(created)) == ("created", "created PersistentVolumeClaim web-htdocs")
-    assert memory.created_claims == {"web-htdocs"}
+    assert memory.created_claim == "web-htdocs"
     assert (await applier.apply(memory, spec, _claim("1Gi"))).action == "unchanged"
     grown = await applier.apply(memory, spec, _claim("2Gi"))
     assert (grown.action, grown.fields) == ("updated", ("spec.resources",))
@@ -229,9 +229,9 @@ async def test_a_refused_claim_change_is_reported_and_not_sent_again() -> None:
 
 def test_memories_are_per_uid_and_a_new_uid_under_a_name_drops_the_old() -> None:
     memories = Memories()
-    memories.of(("ns", "web"), "u1").protected.add("pv-1")
-    assert memories.of(("ns", "web"), "u1").protected == {"pv-1"}
-    assert memories.of(("ns", "web"), "u2").protected == set()  # another object: nothing carried over
+    memories.of(("ns", "web"), "u1").protected = "pv-1"
+    assert memories.of(("ns", "web"), "u1").protected == "pv-1"
+    assert memories.of(("ns", "web"), "u2").protected is None  # another object: nothing carried over
     assert len(memories) == 1
     memories.drop(("ns", "web"), "u1")  # a late deletion of the first one spares the second
     assert len(memories) == 1

@@ -55,7 +55,7 @@ class Applier:
             try:
                 self.store.remember(await self.kube.create(want))
                 if kind == "PersistentVolumeClaim":
-                    memory.created_claims.add(meta["name"])
+                    memory.created_claim = meta["name"]
                 return Outcome("created", kind, meta["name"])
             except ApiError as exc:
                 if exc.status != 409:

@@ -89,9 +89,9 @@ class Claims:
         if claim is None or (claim.get("status") or {}).get("phase") != "Bound":
             return
         volume = (claim.get("spec") or {}).get("volumeName")
-        if not volume or volume in memory.protected:
+        if not volume or volume == memory.protected:
             return
-        fresh = rendered.volume.claim in memory.created_claims
+        fresh = rendered.volume.claim == memory.created_claim
         pv = None if fresh else await self.kube.get("PersistentVolume", None, volume)
         if fresh or pv is not None and (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Retain":
             try:
@@ -101,10 +101,10 @@ class Claims:
                 if exc.status != 404:
                     raise
                 return  # gone already (a static volume deleted by hand): nothing left to protect
-            memory.created_claims.discard(rendered.volume.claim or "")
+            memory.created_claim = None
             logger.info("site %s/%s: set PersistentVolume %s's reclaim policy to Retain",
                         site.namespace, site.name, volume)
-        memory.protected.add(volume)
+        memory.protected = volume
 
     async def share(self, rendered: Rendered) -> None:
         """A site mounting another site's Delete claim becomes one of its owners, so deleting the

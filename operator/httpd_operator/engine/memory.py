@@ -17,7 +17,7 @@ from httpd_operator.errors import SpecError
 SiteKey = tuple[str, str]  # (namespace, name)
 
 
-@dataclass
+@dataclass(slots=True)  # one per site: thousands of them
 class SiteMemory:
     """One site's memos, all of them."""
 
@@ -28,10 +28,10 @@ class SiteMemory:
     refused: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     # Backup Job name -> its archive (name, size), read once from its pod.
     archives: dict[str, tuple[str, int] | None] = field(default_factory=dict)
-    # PersistentVolumes known to be Retain; claims this run created (their volume is new: Retain
-    # is set without reading it first).
-    protected: set[str] = field(default_factory=set)
-    created_claims: set[str] = field(default_factory=set)
+    # The PersistentVolume known to be Retain; the claim this run created (its volume is new:
+    # Retain is set without reading it first). One each: a site has one content volume.
+    protected: str | None = None
+    created_claim: str | None = None
     # When this site's children were last created (the loop's clock): a transient status waits.
     created_at: float | None = None
     # What the site was last found in shape with (see Engine._fingerprint): the same again is skipped.
