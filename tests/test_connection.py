@@ -7,6 +7,7 @@ out of a cluster only some users have (relative paths, merged KUBECONFIG, rotate
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import http.server
@@ -353,3 +354,38 @@ def test_the_tls_context_is_rebuilt_when_its_certificate_changes(tmp_path: pathl
     kube.cluster.key_data, kube.cluster.key_file = key, None
     second = kube._tls()
     assert second is not first and kube._tls() is second
+
+
+async def test_an_exec_plugin_runs_beside_the_event_loop_not_on_it(
+        tmp_path: pathlib.Path, server: tuple[str, list[tuple[str, str, str]]]) -> None:
+    """A slow plugin (`aws eks get-token` takes seconds) must not freeze every watch and reconcile."""
+    url, seen = server
+    script = tmp_path / "slow-token"
+    script.write_text(f"""#!{sys.executable}
+import json, time
+time.sleep(0.5)  # a slow plugin
+print(json.dumps({{"kind": "ExecCredential", "status": {{"token": "good"}}}}))
+""")
+    script.chmod(0o755)
+    kube = Kube(Cluster(server=url, exec_plugin={"command": str(script)}), timeout=5)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)  # the loop's heartbeat, counted
+
+    beat = asyncio.create_task(ticker())
+    try:
+        await kube.call("GET", "/api/v1/pods")
+    finally:
+        beat.cancel()
+        await kube.aclose()
+    assert ticks >= 10  # the loop kept running while the plugin did
+    assert [auth for _, auth, _ in seen] == ["Bearer good"]
+    bad = Kube(Cluster(server=url, exec_plugin={"command": str(tmp_path / "missing")}), timeout=5)
+    with pytest.raises(ApiError) as exc:
+        await bad.call("GET", "/api/v1/pods")
+    await bad.aclose()
+    assert exc.value.status == 0 and "missing" in exc.value.message

@@ -237,6 +237,9 @@ def test_memories_are_per_uid_and_a_new_uid_under_a_name_drops_the_old() -> None
     assert len(memories) == 1
     memories.drop(("ns", "web"), "u2")
     assert len(memories) == 0
+    memories.of(("ns", "web"), "u3")
+    memories.drop(("ns", "web"))  # by name: whichever uid it had
+    assert len(memories) == 0
 
 
 async def _engine(kube: FakeKube) -> Engine:
@@ -291,3 +294,16 @@ async def test_a_rejected_child_fails_the_site_not_the_queue(status: int) -> Non
     await eventually(lambda: engine.reconciled >= 2 and engine.idle)
     assert kube.objects[("HttpdSite", "ns", "bad")]["status"]["phase"] == "Failed"
     assert ("Service", "ns", "good") in kube.objects
+
+
+async def test_a_site_gone_without_its_deletion_seen_is_forgotten_at_its_next_reconcile() -> None:
+    kube = FakeKube()
+    engine = await _engine(kube)
+    kube.objects[("HttpdSite", "ns", "web")] = site()
+    engine.observe("HttpdSite", "ADDED", site())
+    await engine.reconcile("ns", "web")
+    assert len(engine.memories) == 1
+    del engine.store.kinds["HttpdSite"][("ns", "web")]  # a relist that no longer has it
+    engine.store.written.clear()
+    assert await engine.reconcile("ns", "web") == Result("gone")  # e.g. kicked by a child's deletion
+    assert len(engine.memories) == 0

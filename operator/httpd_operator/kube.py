@@ -132,8 +132,15 @@ class Kube:
         except (OSError, ValueError) as exc:  # refused, reset, timeout: retried like a 503
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
 
+    async def _refresh(self) -> None:
+        try:
+            await self.cluster.refresh()
+        except ConfigError as exc:  # a failing exec plugin: retried like any unanswered request
+            raise ApiError(0, f"credentials: {exc}") from None
+
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
                    query: Mapping[str, str] | None = None) -> Any:
+        await self._refresh()
         full, data, headers = self._prepared(url, body, content_type, query)
         try:
             async with self._session_now().request(method, full, data=data, headers=headers) as response:
@@ -154,6 +161,7 @@ class Kube:
 
     async def stream(self, url: str, query: Mapping[str, str], read_timeout: float) -> AsyncIterator[bytes]:
         """A watch: the response's lines as they come (each one event)."""
+        await self._refresh()
         full, _, headers = self._prepared(url, None, None, query)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout)
         if self._closed:

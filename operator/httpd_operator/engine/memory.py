@@ -63,11 +63,14 @@ class Memories:
     def get(self, uid: str | None) -> SiteMemory | None:
         return self._by_uid.get(uid) if uid else None
 
-    def drop(self, key: SiteKey, uid: str | None) -> None:
-        """The site is gone: forget it (only that uid: a newer site of the same name stays)."""
+    def drop(self, key: SiteKey, uid: str | None = None) -> None:
+        """The site is gone: forget it (only that uid, when given: a newer site of the same name
+        stays; without, whichever uid the name had)."""
+        known = self._uid_of.get(key)
+        uid = uid or known
         if uid is not None:
             self._by_uid.pop(uid, None)
-        if self._uid_of.get(key) == uid or uid is None:
+        if known == uid:
             self._uid_of.pop(key, None)
 
     def __len__(self) -> int:

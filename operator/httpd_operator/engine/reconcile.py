@@ -75,6 +75,8 @@ class Reconciler:
         if body is None or not uid or (body.get("metadata") or {}).get("deletionTimestamp"):
             if self.metrics:
                 self.metrics.phases.pop(key, None)
+            if body is None:
+                self.memories.drop(key)  # gone, even if its deletion was never seen
             return Result("gone")
         memory = self.memories.of(key, uid)
         if memory.doomed:
