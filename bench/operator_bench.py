@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 import yaml
@@ -57,73 +59,92 @@ def verb(request) -> str:  # type: ignore[no-untyped-def]
 PROFILE = os.environ.get("BENCH_PROFILE", "")
 
 
-async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
+def emulator() -> ApiServer:
+    """The emulated API server with its controller stand-ins and the CRD."""
     server = ApiServer(controllers=True)
     server.load_builtin()
     server.register_crd(CRD)
-    async with server.running() as url:
-        folder = tempfile.mkdtemp()
-        kubeconfig = pathlib.Path(folder) / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump(emulated_kubeconfig(url)))
-        operator = subprocess.Popen(
-            [sys.executable, *(["-m", "cProfile", "-o", PROFILE] if PROFILE else []),
-             "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(kubeconfig)],
-            stdout=subprocess.DEVNULL, stderr=open(pathlib.Path(folder) / "operator.log", "w"))  # noqa: SIM115
-        try:
-            async with aiohttp.ClientSession(url, headers={"User-Agent": BENCH_AGENT}) as client:
-                # Wait until the operator is watching sites before starting the clock.
-                deadline = time.monotonic() + 60
-                while not any(r.params.get("watch") and r.resource and r.resource.plural == "httpdsites"
-                              for r in server._requests[-200:]):
-                    if time.monotonic() > deadline or operator.poll() is not None:
-                        raise SystemExit(f"operator did not start; see {folder}/operator.log")
-                    await asyncio.sleep(0.05)
-                first_request = len(server._requests)
-                started, harness_cpu = time.monotonic(), time.process_time()
-                semaphore = asyncio.Semaphore(concurrency)
+    return server
 
-                async def create(i: int) -> None:
-                    body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
-                            "metadata": {"name": f"site-{i:05d}", "namespace": f"ns-{i % 10}"},
-                            "spec": {"replicas": 1 + i % 3}}
-                    async with semaphore, client.post(
-                            f"/apis/httpd.dev/v1alpha1/namespaces/ns-{i % 10}/httpdsites", json=body) as resp:
-                        assert resp.status == 201, await resp.text()
 
-                await asyncio.gather(*(create(i) for i in range(n)))
-                created = time.monotonic() - started
-                waiting = {(f"ns-{i % 10}", f"site-{i:05d}") for i in range(n)}
-                while waiting:  # only the sites not yet Ready are looked at: the poll stays cheap
-                    waiting = {key for key in waiting if ((server.peek_one(SITES, *key) or {}).get("status")
-                                                          or {}).get("phase") != "Ready"}
-                    if time.monotonic() - started > 60 + n * 0.5:
-                        raise SystemExit(f"only {n - len(waiting)}/{n} sites Ready; see {folder}/operator.log")
-                    await asyncio.sleep(0.1)  # polling the emulator's state, not a synchronisation
-                converged = time.monotonic() - started
-                # This process (the emulator and the site creates): if it was busy all along, the
-                # emulator paced the run, not the operator.
-                harness_cpu = time.process_time() - harness_cpu
-                # Work left after the last site turned Ready (kopf's queued events, late status
-                # writes) counts too: wait until the operator has sent nothing for 2 s.
-                quiet_since, seen = time.monotonic(), len(server._requests)
-                while time.monotonic() - quiet_since < 2.0:
-                    await asyncio.sleep(0.1)
-                    if len(server._requests) != seen:
-                        quiet_since, seen = time.monotonic(), len(server._requests)
-            operator_requests = [r for r in server._requests[first_request:]
-                                 if r.headers.get("User-Agent") != BENCH_AGENT]
-            by_verb = collections.Counter(f"{verb(r)} {r.resource.plural if r.resource else r.url.path}"
-                                          for r in operator_requests)
-            writes_before = len(server._requests)
-            await asyncio.sleep(idle)  # the idle period being measured, not a synchronisation
-            idle_by_verb = collections.Counter(
-                f"{verb(r)} {r.resource.plural if r.resource else r.url.path}" for r in server._requests[writes_before:]
-                if r.method.value in ("POST", "PATCH", "PUT", "DELETE"))
-            idle_writes = sum(idle_by_verb.values())
-            rss, cpu = proc_stats(operator.pid)
-        finally:
-            operator.terminate()
-            operator.wait(30)
+@contextlib.asynccontextmanager
+async def operator_process(server: ApiServer, url: str) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """`httpd-operator run` as its own process against `url`, once it is watching the sites."""
+    folder = tempfile.mkdtemp()
+    kubeconfig = pathlib.Path(folder) / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(emulated_kubeconfig(url)))
+    operator = subprocess.Popen(
+        [sys.executable, *(["-m", "cProfile", "-o", PROFILE] if PROFILE else []),
+         "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.DEVNULL, stderr=open(pathlib.Path(folder) / "operator.log", "w"))  # noqa: SIM115
+    operator.log = f"{folder}/operator.log"  # type: ignore[attr-defined]
+    try:
+        # Wait until the operator is watching sites before starting the clock.
+        deadline = time.monotonic() + 60
+        while not any(r.params.get("watch") and r.resource and r.resource.plural == "httpdsites"
+                      for r in server._requests[-200:]):
+            if time.monotonic() > deadline or operator.poll() is not None:
+                raise SystemExit(f"operator did not start; see {folder}/operator.log")
+            await asyncio.sleep(0.05)
+        yield operator
+    finally:
+        operator.terminate()
+        operator.wait(30)
+
+
+async def quiet(server: ApiServer, seconds: float = 2.0) -> None:
+    """Until the server has received no request for `seconds` (the operator's work is done)."""
+    quiet_since, seen = time.monotonic(), len(server._requests)
+    while time.monotonic() - quiet_since < seconds:
+        await asyncio.sleep(0.1)  # polling the request log, not a synchronisation
+        if len(server._requests) != seen:
+            quiet_since, seen = time.monotonic(), len(server._requests)
+
+
+async def run(n: int, idle: float, concurrency: int) -> dict[str, object]:
+    server = emulator()
+    async with server.running() as url, operator_process(server, url) as operator:
+        folder = operator.log.rsplit("/", 1)[0]  # type: ignore[attr-defined]
+        async with aiohttp.ClientSession(url, headers={"User-Agent": BENCH_AGENT}) as client:
+            first_request = len(server._requests)
+            started, harness_cpu = time.monotonic(), time.process_time()
+            semaphore = asyncio.Semaphore(concurrency)
+
+            async def create(i: int) -> None:
+                body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
+                        "metadata": {"name": f"site-{i:05d}", "namespace": f"ns-{i % 10}"},
+                        "spec": {"replicas": 1 + i % 3}}
+                async with semaphore, client.post(
+                        f"/apis/httpd.dev/v1alpha1/namespaces/ns-{i % 10}/httpdsites", json=body) as resp:
+                    assert resp.status == 201, await resp.text()
+
+            await asyncio.gather(*(create(i) for i in range(n)))
+            created = time.monotonic() - started
+            waiting = {(f"ns-{i % 10}", f"site-{i:05d}") for i in range(n)}
+            while waiting:  # only the sites not yet Ready are looked at: the poll stays cheap
+                waiting = {key for key in waiting if ((server.peek_one(SITES, *key) or {}).get("status")
+                                                      or {}).get("phase") != "Ready"}
+                if time.monotonic() - started > 60 + n * 0.5:
+                    raise SystemExit(f"only {n - len(waiting)}/{n} sites Ready; see {folder}/operator.log")
+                await asyncio.sleep(0.1)  # polling the emulator's state, not a synchronisation
+            converged = time.monotonic() - started
+            # This process (the emulator and the site creates): if it was busy all along, the
+            # emulator paced the run, not the operator.
+            harness_cpu = time.process_time() - harness_cpu
+            # Work left after the last site turned Ready (kopf's queued events, late status
+            # writes) counts too: wait until the operator has sent nothing for 2 s.
+            await quiet(server)
+        operator_requests = [r for r in server._requests[first_request:]
+                             if r.headers.get("User-Agent") != BENCH_AGENT]
+        by_verb = collections.Counter(f"{verb(r)} {r.resource.plural if r.resource else r.url.path}"
+                                      for r in operator_requests)
+        writes_before = len(server._requests)
+        await asyncio.sleep(idle)  # the idle period being measured, not a synchronisation
+        idle_by_verb = collections.Counter(
+            f"{verb(r)} {r.resource.plural if r.resource else r.url.path}" for r in server._requests[writes_before:]
+            if r.method.value in ("POST", "PATCH", "PUT", "DELETE"))
+        idle_writes = sum(idle_by_verb.values())
+        rss, cpu = proc_stats(operator.pid)
     return {"sites": n, "created_s": created, "converged_s": converged, "by_verb": by_verb,
             "idle_writes": idle_writes, "idle_by_verb": idle_by_verb, "idle_s": idle, "rss_mib": rss, "cpu_s": cpu,
             "harness_cpu_s": harness_cpu}

@@ -7,6 +7,7 @@ out of a cluster only some users have (relative paths, merged KUBECONFIG, rotate
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import http.server
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -331,3 +333,59 @@ def test_inline_client_certificate_and_ca(tmp_path: pathlib.Path, monkeypatch: p
     with pytest.raises(ssl.SSLError):  # the key really is loaded: a wrong one is refused
         Cluster(server="https://k", insecure=True, cert_data=cert, key_data=other_key).ssl_context()
     assert list(scratch.iterdir()) == []  # the private key did not stay on disk
+
+
+def test_the_tls_context_is_rebuilt_when_its_certificate_changes(tmp_path: pathlib.Path) -> None:
+    """A client certificate rotated on disk (or by an exec plugin) is loaded for the next
+    connection, not cached for ever."""
+    cert, key = self_signed(tmp_path, "client")
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_file.write_text(cert)
+    key_file.write_text(key)
+    kube = Kube(Cluster(server="https://k", insecure=True, cert_file=str(cert_file), key_file=str(key_file)))
+    first = kube._tls()
+    assert kube._tls() is first  # nothing changed: the same context
+    cert, key = self_signed(tmp_path, "rotated")
+    cert_file.write_text(cert)
+    key_file.write_text(key)
+    os.utime(cert_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime, however coarse the clock
+    assert kube._tls() is not first
+    kube.cluster.cert_data, kube.cluster.cert_file = cert, None  # an exec plugin's certificate instead
+    kube.cluster.key_data, kube.cluster.key_file = key, None
+    second = kube._tls()
+    assert second is not first and kube._tls() is second
+
+
+async def test_an_exec_plugin_runs_beside_the_event_loop_not_on_it(
+        tmp_path: pathlib.Path, server: tuple[str, list[tuple[str, str, str]]]) -> None:
+    """A slow plugin (`aws eks get-token` takes seconds) must not freeze every watch and reconcile."""
+    url, seen = server
+    script = tmp_path / "slow-token"
+    script.write_text(f"""#!{sys.executable}
+import json, time
+time.sleep(0.5)  # a slow plugin
+print(json.dumps({{"kind": "ExecCredential", "status": {{"token": "good"}}}}))
+""")
+    script.chmod(0o755)
+    kube = Kube(Cluster(server=url, exec_plugin={"command": str(script)}), timeout=5)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)  # the loop's heartbeat, counted
+
+    beat = asyncio.create_task(ticker())
+    try:
+        await kube.call("GET", "/api/v1/pods")
+    finally:
+        beat.cancel()
+        await kube.aclose()
+    assert ticks >= 10  # the loop kept running while the plugin did
+    assert [auth for _, auth, _ in seen] == ["Bearer good"]
+    bad = Kube(Cluster(server=url, exec_plugin={"command": str(tmp_path / "missing")}), timeout=5)
+    with pytest.raises(ApiError) as exc:
+        await bad.call("GET", "/api/v1/pods")
+    await bad.aclose()
+    assert exc.value.status == 0 and "missing" in exc.value.message

@@ -149,3 +149,30 @@ async def test_a_namespace_being_deleted_is_not_hammered(api: Api, operator) -> 
     # Refused once; no retry is scheduled (the engine is idle), and the children's own events
     # (created, bound, rolled out: deleted, in a real namespace teardown) do not try it again.
     assert len(attempts) == 1, len(attempts)
+
+
+async def test_a_site_recreated_after_a_refusal_is_not_held_to_the_old_one(api: Api, operator) -> None:
+    """The API server refuses a site's Deployment once (422): the site is Failed (ChildRejected).
+    Deleted and created again under the same name, valid, it is a new object (a new uid, generation
+    1 again): it must become Ready with its Deployment, not inherit the first one's refusal."""
+    refused: list[Any] = []
+
+    def once(request: Any) -> bool:
+        hit = not refused and ours(request) and request.method.value == "POST" and \
+            request.url.path == "/apis/apps/v1/namespaces/ns/deployments"
+        if hit:
+            refused.append(request)
+        return hit
+
+    api.server[once] << kmock.KubernetesError(status=422, reason="Invalid", message=(
+        "Deployment.apps \"web\" is invalid: spec.template.spec.affinity.nodeAffinity."
+        "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: Required value: must have at least one"))
+    await operator()
+    await api.create_site(site("web"))
+    await eventually(lambda: api.site_status("ns", "web").get("conditions", [{}])[0].get("reason") == "ChildRejected")
+    assert api.get(DEPLOYMENTS, "ns", "web") is None
+    await api.delete("/apis/httpd.dev/v1alpha1/namespaces/ns/httpdsites/web")
+    await eventually(lambda: api.get(SITES, "ns", "web") is None)
+    await api.create_site(site("web"))
+    await eventually(lambda: converged(api, ["web"]), what="the re-created site Ready with its Deployment")
+    assert len(refused) == 1

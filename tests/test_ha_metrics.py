@@ -77,3 +77,4 @@ async def test_metrics_endpoint_counts_reconciles_phases_and_api_errors(api: Api
         assert after["httpd_operator_reconcile_duration_seconds_count"] >= 3
     finally:
         server.shutdown()
+        server.server_close()

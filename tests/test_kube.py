@@ -38,6 +38,7 @@ def kube() -> Iterator[Kube]:
     thread.start()
     yield Kube(Cluster(server=f"http://127.0.0.1:{server.server_address[1]}"), timeout=5)
     server.shutdown()
+    server.server_close()
 
 
 def test_a_plain_text_404_is_an_api_error(kube: Kube) -> None:

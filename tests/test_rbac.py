@@ -9,6 +9,7 @@ import kmock
 import yaml
 from conftest import ROOT, SERVICE_MONITOR_CRD, Api, eventually, site
 
+from httpd_operator.kinds import KINDS
 from httpd_operator.render.backup import backup_labels
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings
@@ -91,10 +92,7 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
         api.server.register_crd(crd)
     api.server.register_crd(SERVICE_MONITOR_CRD)
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
-    for kind in ("v1/persistentvolumeclaims", "apps/v1/deployments", "v1/services", "policy/v1/poddisruptionbudgets",
-                 "v1/configmaps", "networking.k8s.io/v1/ingresses", "autoscaling/v2/horizontalpodautoscalers",
-                 "batch/v1/cronjobs", "monitoring.coreos.com/v1/servicemonitors",
-                 "networking.k8s.io/v1/networkpolicies"):
+    for kind in (f"{k.api_version()}/{k.plural}" for k in KINDS.values() if k.child):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
     op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
     await asyncio.to_thread(op.start)
@@ -131,7 +129,15 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     assert seen == granted() - ADMISSION_ONLY, (
         f"used but not granted: {sorted(seen - granted())}; granted but unused: {sorted(granted() - seen)}")
     # Deletes: optional children the spec no longer asks for. Never a claim, never user data.
-    assert {(g, r) for g, r, verb in granted() if verb == "delete"} == {
-        ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
-        ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs"),
-        ("monitoring.coreos.com", "servicemonitors"), ("networking.k8s.io", "networkpolicies")}
+    assert {(g, r) for g, r, verb in granted() if verb == "delete"} == \
+        {(k.group, k.plural) for k in KINDS.values() if k.optional}
+
+
+def test_every_kind_the_operator_watches_or_writes_is_granted() -> None:
+    """From the table of kinds: a row added without its RBAC fails here, before any cluster."""
+    grants = granted()
+    for kind in KINDS.values():
+        if kind.watch:
+            assert {(kind.group, kind.plural, v) for v in ("list", "watch")} <= grants, kind.name
+        if kind.child:
+            assert {(kind.group, kind.plural, v) for v in ("get", "create", "patch")} <= grants, kind.name

@@ -8,7 +8,7 @@ import datetime
 import sys
 
 from httpd_operator.connection import Cluster
-from httpd_operator.kube import ApiError, Kube, discover_versions
+from httpd_operator.kube import ApiError, Kube, discover_versions, path
 
 
 def backup_now(configuration: Cluster, namespace: str, site: str,
@@ -16,7 +16,7 @@ def backup_now(configuration: Cluster, namespace: str, site: str,
     kube = Kube(configuration)
     version = dict(discover_versions(kube))["CronJob"]
     try:
-        cron = kube._call("GET", f"/apis/{version}/namespaces/{namespace}/cronjobs/{site}")
+        cron = kube._call("GET", path("CronJob", namespace, site, api_version=version))
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -38,7 +38,7 @@ def backup_now(configuration: Cluster, namespace: str, site: str,
         },
         "spec": template["spec"],
     }
-    created = kube._call("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=job)
+    created = kube._call("POST", path("Job", namespace), body=job)
     name = created["metadata"]["name"]
     print(f"job.batch/{name} created; follow it with: kubectl -n {namespace} logs -f job/{name}")
     return 0

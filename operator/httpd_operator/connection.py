@@ -9,6 +9,7 @@ inline data), basic auth, CA files or data, insecure-skip-tls-verify, and exec c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import json
@@ -69,10 +70,19 @@ class Cluster:
         """Forget a cached token (the server answered 401): the next request reads a fresh one."""
         self._cached = (None, 0.0)
 
+    async def refresh(self) -> None:
+        """Renew a due exec-plugin token without blocking the event loop (`aws eks get-token` may
+        take seconds: every watch and reconcile would wait); `authorization` then finds it fresh."""
+        if self.exec_plugin and not self.token_file and time.monotonic() >= self._cached[1]:
+            self._cached = self._from_status(await run_exec_plugin_async(self.exec_plugin))
+
     def _fresh_token(self) -> tuple[str | None, float]:
         if self.token_file:
             return pathlib.Path(self.token_file).read_text().strip(), time.monotonic() + TOKEN_TTL
-        status = run_exec_plugin(self.exec_plugin or {})
+        return self._from_status(run_exec_plugin(self.exec_plugin or {}))
+
+    def _from_status(self, status: dict[str, Any]) -> tuple[str | None, float]:
+        """The token of an ExecCredential status and until when it holds (its certificate kept)."""
         if status.get("clientCertificateData"):
             self.cert_data, self.key_data = status["clientCertificateData"], status.get("clientKeyData")
         until = time.monotonic() + 3600.0
@@ -80,6 +90,22 @@ class Cluster:
             expires = datetime.datetime.fromisoformat(status["expirationTimestamp"].replace("Z", "+00:00"))
             until = time.monotonic() + (expires - datetime.datetime.now(datetime.UTC)).total_seconds() - 10
         return status.get("token"), until
+
+    def tls_inputs(self) -> tuple[Any, ...] | None:
+        """What the TLS context is built from, files by their modification time: when it changes
+        (a certificate an exec plugin or cert-manager rotated), the context must be rebuilt."""
+        if not self.server.startswith("https:"):
+            return None
+        self.authorization()  # an exec plugin may answer with a (new) client certificate
+
+        def stamp(name: str | None) -> float | None:
+            try:
+                return os.stat(name).st_mtime_ns if name else None
+            except OSError:
+                return None
+
+        return (self.ca_file, stamp(self.ca_file), self.ca_data, self.insecure, self.cert_file,
+                stamp(self.cert_file), self.key_file, stamp(self.key_file), self.cert_data, self.key_data)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS settings for https servers (None for plain http, e.g. the emulator)."""
@@ -118,10 +144,33 @@ def _private_file(folder: str, name: str, text: str) -> str:
     return str(target)
 
 
+def _plugin_command(spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, **{e["name"]: e["value"] for e in spec.get("env") or []}}
+    return [spec.get("command", ""), *(spec.get("args") or [])], env
+
+
+async def run_exec_plugin_async(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same as `run_exec_plugin`, as a subprocess of the event loop (it keeps running)."""
+    command, env = _plugin_command(spec)
+    try:
+        process = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise ValueError("no answer within 60 s") from None
+        if process.returncode:
+            raise ValueError(f"exit status {process.returncode}: {err.decode(errors='replace').strip()}")
+        return json.loads(out).get("status") or {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"exec credential plugin {command[0]!r} failed: {exc}") from None
+
+
 def run_exec_plugin(spec: dict[str, Any]) -> dict[str, Any]:
     """An exec credential plugin's answer (client.authentication.k8s.io ExecCredential status)."""
-    env = {**os.environ, **{e["name"]: e["value"] for e in spec.get("env") or []}}
-    command = [spec.get("command", ""), *(spec.get("args") or [])]
+    command, env = _plugin_command(spec)
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True)
         return json.loads(done.stdout).get("status") or {}

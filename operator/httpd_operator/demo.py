@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from httpd_operator import KIND, PLURAL, VERSION
+from httpd_operator.kube import path
 from httpd_operator.render.meta import LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
 
@@ -36,10 +37,7 @@ def _kubeconfig(url: str, folder: str) -> str:
 
 
 def _collection(doc: dict[str, Any]) -> str:
-    api_version, kind = doc["apiVersion"], doc["kind"]
-    plural = {"PersistentVolumeClaim": "persistentvolumeclaims", KIND: PLURAL}.get(kind, kind.lower() + "s")
-    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{doc['metadata'].get('namespace', 'default')}/{plural}"
+    return path(doc["kind"], doc["metadata"].get("namespace", "default"), api_version=doc["apiVersion"])
 
 
 def _settled(status: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from httpd_operator.kube import ApiError, Kube, backoff
+from httpd_operator.kube import ApiError, Kube, backoff, path
 
 logger = logging.getLogger("httpd_operator.events")
 COMPONENT = "httpd-operator"
@@ -62,7 +62,7 @@ class Events:
     async def _send(self, body: dict[str, Any]) -> None:
         for attempt in range(ATTEMPTS):
             try:
-                await self.kube.call("POST", f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body)
+                await self.kube.call("POST", path("Event", body["metadata"]["namespace"]), body)
                 return
             except ApiError as exc:
                 if exc.status in (400, 403, 404, 422) or attempt == ATTEMPTS - 1:

@@ -16,17 +16,18 @@ from typing import Any
 
 import kopf
 
-from httpd_operator import GROUP, PLURAL, VERSION
 from httpd_operator.connection import Cluster
+from httpd_operator.engine import Engine
 from httpd_operator.informer import Informer
+from httpd_operator.kinds import KIND, KINDS
 from httpd_operator.kube import ApiError, Kube, backoff, path
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, ensure_peering_object
-from httpd_operator.reconcile import Engine
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.settings import Settings
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+SITE = KINDS[KIND]
 
 
 def _volume(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,29 +57,14 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
     engine = Engine(settings=settings, kube=Kube(cluster, settings.request_timeout), debounce=debounce,
                     metrics=metrics, peering=peering)
 
-    def group_version(kind: str) -> tuple[str, str]:
-        group, _, version = settings.api_version(kind).partition("/")
-        return group, version
-
-    # What is watched: every site, every claim (sites may mount claims they do not own), and the
-    # operator's own children (by label), each in the API version the operator writes.
-    watched: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {
-        "HttpdSite": ((GROUP, VERSION, PLURAL), None),
-        "PersistentVolumeClaim": (("v1", "persistentvolumeclaims"), None),
-        "Deployment": (("apps", "v1", "deployments"), MANAGED),
-        "Service": (("v1", "services"), MANAGED),
-        "PodDisruptionBudget": ((*group_version("PodDisruptionBudget"), "poddisruptionbudgets"), MANAGED),
-        "ConfigMap": (("v1", "configmaps"), MANAGED),
-        "Ingress": (("networking.k8s.io", "v1", "ingresses"), MANAGED),
-        "HorizontalPodAutoscaler": ((*group_version("HorizontalPodAutoscaler"), "horizontalpodautoscalers"),
-                                    MANAGED),
-        "CronJob": ((*group_version("CronJob"), "cronjobs"), MANAGED),
-        "Job": (("batch", "v1", "jobs"), MANAGED),
-    }
-    if settings.network_policies:  # off: none written, so none watched (nor granted, in the chart)
-        watched["NetworkPolicy"] = (("networking.k8s.io", "v1", "networkpolicies"), MANAGED)
-    if settings.serves("ServiceMonitor"):
-        watched["ServiceMonitor"] = ((*group_version("ServiceMonitor"), "servicemonitors"), MANAGED)
+    # What is watched besides the sites (kopf's): every claim (sites may mount claims they do not
+    # own) and the operator's own children (by label), each in the API version the operator
+    # writes; add-ons only where the cluster serves them (kinds.py says which is which).
+    watched = {k.name: (settings.api_version(k.name) if k.versioned else k.api_version(),
+                        MANAGED if k.watch == "managed" else None)
+               for k in KINDS.values() if k.watch and k.name != KIND and (not k.add_on or settings.serves(k.name))}
+    if not settings.network_policies:  # off: none written, so none watched (nor granted, in the chart)
+        watched.pop("NetworkPolicy", None)
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
@@ -94,11 +80,8 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         # The children's watches, started and listed before kopf handles any site event: a
         # restarted operator must see a site's children before it reconciles the site, or it
         # would try to create them again.
-        for kind, (resource, labels) in watched.items():
-            if kind == "HttpdSite":
-                continue
+        for kind, (api_version, labels) in watched.items():
             selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
-            api_version = "/".join(resource[:-1])
             for scope in _scopes(namespaces):
                 informer = Informer(engine.kube, path(kind, scope, api_version=api_version), selector,
                                     child_event(kind, namespaces), f"{kind} in {scope or 'all namespaces'}")
@@ -119,7 +102,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         await asyncio.gather(*(i.synced.wait() for i in informers))
         # And the sites (kopf watches them): a site mounting another's volume finds it at once.
         for scope in _scopes(namespaces):
-            sites = Informer(engine.kube, path("HttpdSite", scope), None, _site_listed, "sites")
+            sites = Informer(engine.kube, path(KIND, scope), None, _site_listed, "sites")
             await _retried(sites.relist, logger)
         engine.ready = True
         logger.info(f"watching {len(informers)} kinds of children in {len(_scopes(namespaces))} scopes")
@@ -127,7 +110,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
     def _site_listed(type: str | None, raw: dict[str, Any]) -> None:
         meta = raw.get("metadata") or {}
         if type is None and _served(meta.get("namespace") or "", namespaces):
-            engine.observe("HttpdSite", None, raw)
+            engine.observe(KIND, None, raw)
 
     informers: list[Informer] = []
     tasks: list[asyncio.Task[None]] = []
@@ -137,6 +120,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.queue.close()  # no reconcile may open a connection once the client is closed
         await engine.events.close()
         await engine.kube.aclose()
 
@@ -149,10 +133,10 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
 
     # kopf's one handler: the sites. It keeps their store and kicks them (and the sites sharing
     # their volume); it reads the event's raw object (plain dicts), not kopf's Body views over it.
-    @kopf.on.event(*watched["HttpdSite"][0], id="site", registry=registry)
+    @kopf.on.event(SITE.group, SITE.versions[0], SITE.plural, id="site", registry=registry)
     async def site_event(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
         raw = event["object"]
-        engine.observe("HttpdSite", type, raw)
+        engine.observe(KIND, type, raw)
         volume = _volume(raw) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))
         if type != "DELETED":

@@ -14,48 +14,24 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from httpd_operator import GROUP, PLURAL, VERSION, __version__
+from httpd_operator import __version__
 from httpd_operator.connection import Cluster, ConfigError, load_cluster
+from httpd_operator.kinds import KINDS, prefix
 
 # With the host (a pod's name, in a cluster): the API server's audit log tells replicas apart.
 USER_AGENT = f"httpd-operator/{__version__} ({socket.gethostname()})"
 
 
-@dataclass(frozen=True)
-class Kind:
-    prefix: str      # "/api/v1" or "/apis/apps/v1"
-    plural: str
-    namespaced: bool = True
-
-
-KINDS: dict[str, Kind] = {
-    "PersistentVolumeClaim": Kind("/api/v1", "persistentvolumeclaims"),
-    "PersistentVolume": Kind("/api/v1", "persistentvolumes", namespaced=False),
-    "Service": Kind("/api/v1", "services"),
-    "Deployment": Kind("/apis/apps/v1", "deployments"),
-    "HttpdSite": Kind(f"/apis/{GROUP}/{VERSION}", PLURAL),
-    "PodDisruptionBudget": Kind("/apis/policy/v1", "poddisruptionbudgets"),
-    "ConfigMap": Kind("/api/v1", "configmaps"),
-    "Ingress": Kind("/apis/networking.k8s.io/v1", "ingresses"),
-    "NetworkPolicy": Kind("/apis/networking.k8s.io/v1", "networkpolicies"),
-    "HorizontalPodAutoscaler": Kind("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "CronJob": Kind("/apis/batch/v1", "cronjobs"),
-    "Job": Kind("/apis/batch/v1", "jobs"),
-    "Pod": Kind("/api/v1", "pods"),
-    "ServiceMonitor": Kind("/apis/monitoring.coreos.com/v1", "servicemonitors"),
-}
-# Kinds whose API version differs across Kubernetes releases: the newest first.
-VERSIONED = {"PodDisruptionBudget": ("policy", ("v1", "v1beta1")),
-             "HorizontalPodAutoscaler": ("autoscaling", ("v2", "v2beta2")),
-             "CronJob": ("batch", ("v1", "v1beta1")),
-             "ServiceMonitor": ("monitoring.coreos.com", ("v1",))}
+# Derived from the one table of kinds (kinds.py, re-exported here as KINDS).
+# Kinds whose API version differs across Kubernetes releases (the newest first), and add-ons:
+# the version used is discovered at start.
+VERSIONED = {k.name: (k.group, k.versions) for k in KINDS.values() if k.versioned}
 # Kinds of add-ons (CRDs) that a cluster may not have: used only when served.
-ADD_ONS = frozenset({"ServiceMonitor"})
+ADD_ONS = frozenset(k.name for k in KINDS.values() if k.add_on)
 
 
 def backoff(attempt: int, exc: BaseException | None = None, cap: float = 30.0, base: float = 0.5) -> float:
@@ -80,8 +56,7 @@ class ApiError(Exception):
 def path(kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None,
          api_version: str | None = None) -> str:
     k = KINDS[kind]
-    prefix = k.prefix if api_version is None else ("/api/v1" if api_version == "v1" else f"/apis/{api_version}")
-    parts = [prefix]
+    parts = [k.prefix if api_version is None else prefix(api_version)]
     if k.namespaced and namespace:
         parts.append(f"namespaces/{namespace}")
     parts.append(k.plural)
@@ -100,12 +75,20 @@ class Kube:
         self.timeout = timeout  # seconds for one request; a hung server is then retried like a 503
         self.pool = pool
         self._ssl: ssl.SSLContext | None = None
+        self._ssl_inputs: tuple[Any, ...] | None | bool = False  # False: not built yet
         self._session: aiohttp.ClientSession | None = None
         self._watches: aiohttp.ClientSession | None = None
+        self._retired: list[aiohttp.ClientSession] = []  # built on an old TLS context; closed at the end
+        self._closed = False
 
     def _tls(self) -> ssl.SSLContext | None:
-        if self._ssl is None:
-            self._ssl = self.cluster.ssl_context()
+        """The TLS context, rebuilt when the credentials it was built from change (a rotated
+        client certificate); the sessions built on the old one take new requests no more."""
+        inputs = self.cluster.tls_inputs()
+        if inputs != self._ssl_inputs:
+            self._ssl, self._ssl_inputs = self.cluster.ssl_context(), inputs
+            self._retired += [s for s in (self._session, self._watches) if s is not None]
+            self._session = self._watches = None
         return self._ssl
 
     def _request(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
@@ -151,8 +134,15 @@ class Kube:
         except (OSError, ValueError) as exc:  # refused, reset, timeout: retried like a 503
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
 
+    async def _refresh(self) -> None:
+        try:
+            await self.cluster.refresh()
+        except ConfigError as exc:  # a failing exec plugin: retried like any unanswered request
+            raise ApiError(0, f"credentials: {exc}") from None
+
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
                    query: Mapping[str, str] | None = None) -> Any:
+        await self._refresh()
         full, data, headers = self._prepared(url, body, content_type, query)
         try:
             async with self._session_now().request(method, full, data=data, headers=headers) as response:
@@ -162,18 +152,25 @@ class Kube:
         return self._answer(response.status, response.reason or "", raw, response.headers.get("Retry-After"))
 
     def _session_now(self) -> aiohttp.ClientSession:
+        if self._closed:  # a late caller at shutdown must not open a session nobody closes
+            raise ApiError(0, "the client is closed")
+        tls = self._tls()
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool, ssl=self._tls() or False),
+                connector=aiohttp.TCPConnector(limit=self.pool, ssl=tls or False),
                 timeout=aiohttp.ClientTimeout(total=self.timeout))
         return self._session
 
     async def stream(self, url: str, query: Mapping[str, str], read_timeout: float) -> AsyncIterator[bytes]:
         """A watch: the response's lines as they come (each one event)."""
+        await self._refresh()
         full, _, headers = self._prepared(url, None, None, query)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout)
+        if self._closed:
+            raise ApiError(0, "the client is closed")
+        tls = self._tls()
         if self._watches is None or self._watches.closed:  # watches hold their connection: a pool of their own
-            self._watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=self._tls() or False))
+            self._watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls or False))
         try:
             async with self._watches.get(full, headers=headers, timeout=timeout) as response:
                 if response.status >= 400:
@@ -186,10 +183,12 @@ class Kube:
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
-        for session in (self._session, self._watches):
+        for session in (self._session, self._watches, *self._retired):
             if session is not None:
                 await session.close()
         self._session = self._watches = None
+        self._retired = []
+        self._closed = True
 
     async def get(self, kind: str, namespace: str | None, name: str,
                   api_version: str | None = None) -> dict[str, Any] | None:

@@ -16,11 +16,11 @@ import kopf
 from httpd_operator import GROUP, VERSION
 from httpd_operator.cli_errors import cause
 from httpd_operator.connection import Cluster
+from httpd_operator.engine import Engine
 from httpd_operator.handlers import build
 from httpd_operator.kube import ApiError, Kube, backoff, discover_versions
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, own_identity
-from httpd_operator.reconcile import Engine
 from httpd_operator.settings import Settings
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from httpd_operator.kinds import KINDS
+
 # The image built from images/httpd/Dockerfile (httpd, apr and apr-util compiled from source).
 DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
 
@@ -33,8 +35,7 @@ DEFAULT_RESOURCES: Mapping[str, Mapping[str, str]] = {
 
 
 # The API versions current clusters serve, for kinds whose version moved across releases.
-LATEST_VERSIONS = {"PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
-                   "CronJob": "batch/v1", "ServiceMonitor": "monitoring.coreos.com/v1"}
+LATEST_VERSIONS = {k.name: k.api_version() for k in KINDS.values() if k.versioned}
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,42 @@ def merge_conditions(new: Sequence[Mapping[str, Any]], old: Sequence[Mapping[str
         stamp = prior.get("lastTransitionTime") if same and prior else None
         merged.append({**cond, "lastTransitionTime": stamp or now})
     return merged
+
+
+def volume_synced(notes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """VolumeSynced: the first refused change to the claim (shrink, immutable field, refused by
+    the server), else in sync."""
+    return dict(notes[0]) if notes else condition("VolumeSynced", True, "InSync", "the volume matches the spec")
+
+
+def settling(observed: Observed) -> bool:
+    """Whether a child just created has not yet been answered by its controller."""
+    deployment = observed.deployment
+    if deployment is None or "observedGeneration" not in (deployment.get("status") or {}):
+        return True
+    return observed.claim is not None and (observed.claim.get("status") or {}).get("phase") != "Bound"
+
+
+def hold_for(status: Mapping[str, Any], observed: Observed, since_created: float | None, hold: float) -> float | None:
+    """Seconds to hold back a status that would only say "on its way" (Pending, Progressing) right
+    after the site's children were created, while their controllers have not answered (claim not
+    Bound, Deployment not observed): one status write, not three. None: write it now."""
+    if since_created is None or since_created >= hold or status["phase"] not in ("Pending", "Progressing"):
+        return None
+    return min(1.0, hold - since_created) if settling(observed) else None
+
+
+def warnings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The conditions that deserve a Warning event (and a log line): a refused, degraded or waiting
+    Ready, a VolumeSynced or LastBackupSucceeded gone False; each once per change."""
+    before = {c.get("type"): c for c in old.get("conditions") or [] if isinstance(c, Mapping)}
+    found = []
+    for cond in new["conditions"]:
+        prior = before.get(cond["type"]) or {}
+        if cond["status"] == "True" or (prior.get("status"), prior.get("reason"), prior.get("message")) == \
+                (cond["status"], cond["reason"], cond["message"]):
+            continue
+        refused = new.get("phase") in ("Failed", "Degraded") or cond["reason"] in WAITING_REASONS
+        if cond["type"] == "Ready" and refused or cond["type"] in ("VolumeSynced", "LastBackupSucceeded"):
+            found.append(cond)
+    return found

@@ -6,16 +6,16 @@ import sys
 from typing import Any
 
 from httpd_operator.connection import Cluster
-from httpd_operator.kube import ApiError, Kube
+from httpd_operator.kinds import KIND
+from httpd_operator.kube import ApiError, Kube, path
 from httpd_operator.render.meta import LABEL_MANAGED_BY, LABEL_SITE, MANAGED_BY
 
 
 def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
-    scope = f"/namespaces/{namespace}" if namespace else ""
-    claims = kube._call("GET", f"/api/v1{scope}/persistentvolumeclaims",
+    claims = kube._call("GET", path("PersistentVolumeClaim", namespace),
                         query={"labelSelector": f"{LABEL_MANAGED_BY}={MANAGED_BY}"})["items"]
     try:
-        sites = kube._call("GET", f"/apis/httpd.dev/v1alpha1{scope}/httpdsites")["items"]
+        sites = kube._call("GET", path(KIND, namespace))["items"]
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -68,6 +68,6 @@ def prune_volumes(configuration: Cluster, namespace: str | None,
             return 1
     for claim in unused:
         meta = claim["metadata"]
-        kube._call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/{meta['name']}")
+        kube._call("DELETE", path("PersistentVolumeClaim", meta["namespace"], meta["name"]))
         print(f"deleted {meta['namespace']}/{meta['name']}")
     return 0

@@ -17,36 +17,37 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from httpd_operator.kube import ApiError
+from httpd_operator.engine.apply import Outcome
+from httpd_operator.engine.store import Store
+from httpd_operator.kube import ApiError, Kube
+from httpd_operator.settings import Settings
 
 if TYPE_CHECKING:
-    from httpd_operator.reconcile import Engine
     from httpd_operator.spec import SiteSpec
 
 logger = logging.getLogger("httpd_operator")
 
 
-async def ensure_volume(engine: Engine, site: SiteSpec, want: dict[str, Any], changed: list[str]) -> None:
+async def ensure_volume(kube: Kube, store: Store, settings: Settings, site: SiteSpec, want: dict[str, Any]) -> Outcome:
     name = want["metadata"]["name"]
     claim_ref = want["spec"]["claimRef"]
-    claim = engine.actual("PersistentVolumeClaim", site.namespace, claim_ref["name"]) or {}
+    claim = store.actual("PersistentVolumeClaim", site.namespace, claim_ref["name"]) or {}
     if (claim.get("spec") or {}).get("volumeName") == name and (claim.get("status") or {}).get("phase") == "Bound":
-        return  # bound: the volume exists and serves this claim
+        return Outcome("unchanged", "PersistentVolume", name)  # bound: it exists and serves this claim
     try:
-        await engine.kube.create(want)
-        changed.append(f"created PersistentVolume {name}")
-        return
+        await kube.create(want)
+        return Outcome("created", "PersistentVolume", name)
     except ApiError as exc:
         if exc.status != 409:
             raise
-    if not engine.settings.protect_volumes or not claim:
-        return  # there already; the claim binds to it (or is about to be created)
-    have = await engine.kube.get("PersistentVolume", None, name) or {}
+    if not settings.protect_volumes or not claim:
+        return Outcome("unchanged", "PersistentVolume", name)  # there; the claim binds to it (or is about to)
+    have = await kube.get("PersistentVolume", None, name) or {}
     ref = (have.get("spec") or {}).get("claimRef") or {}
     uid = (claim.get("metadata") or {}).get("uid")
     if ref.get("uid") and ref.get("uid") != uid and ref.get("name") == claim_ref["name"]:
-        await engine.kube.patch("PersistentVolume", None, name,
-                                {"spec": {"claimRef": {"uid": None, "resourceVersion": None}}})
-        changed.append(f"updated PersistentVolume {name} (spec.claimRef: reserved for the new claim)")
+        await kube.patch("PersistentVolume", None, name, {"spec": {"claimRef": {"uid": None, "resourceVersion": None}}})
         logger.info("site %s/%s: PersistentVolume %s was reserved for a deleted claim; released to the new one",
                     site.namespace, site.name, name)
+        return Outcome("updated", "PersistentVolume", name, ("spec.claimRef",))
+    return Outcome("unchanged", "PersistentVolume", name)
