@@ -93,10 +93,18 @@ def _is_controlplane_item(item: pytest.Item) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+# The official client (the fixtures' admin ApiClient, as users' tools) leaves its pooled sockets
+# to the real apiserver for the garbage collector; with warnings as errors, their ResourceWarnings
+# would fail whichever test the collector happens to run in. Shown, not raised, here only.
+UNCLOSED_BY_THE_CLIENT = pytest.mark.filterwarnings("default::pytest.PytestUnraisableExceptionWarning",
+                                                    "default:unclosed <socket.socket:ResourceWarning")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _is_controlplane_item(item):
             item.add_marker(pytest.mark.controlplane)
+            item.add_marker(UNCLOSED_BY_THE_CLIENT)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
