@@ -365,7 +365,8 @@ def apache_cmd(binary: str, root: Path, workers: int) -> list[str]:
 
 
 def make_servers(base: Path, prefix: Path, conf: Path, docroot: Path, workers: int,
-                 port_base: int, which: list[str]) -> list[Server]:
+                 port_base: int, which: list[str],
+                 variants: list[tuple[str, Path]] = ()) -> list[Server]:
     servers: list[Server] = []
     if "compiled" in which:
         root = apache_root(base, "compiled", prefix / "modules", prefix / "conf/mime.types",
@@ -383,13 +384,24 @@ def make_servers(base: Path, prefix: Path, conf: Path, docroot: Path, workers: i
         servers.append(Server("apache2 (Debian)", apache_cmd("/usr/sbin/apache2", root, workers),
                               {"HTTPD_PORT": f"127.0.0.1:{port}"},
                               port, port, base / "debian.log", base / "debian.err"))
+    for i, (label, path) in enumerate(variants):
+        root = apache_root(base, f"variant{i}", prefix / "modules", prefix / "conf/mime.types",
+                           prefix / "lib", docroot, path)
+        port = port_base + 31 + 10 * i
+        servers.append(Server(f"httpd-{label} (compiled)",
+                              apache_cmd(str(prefix / "bin/httpd"), root, workers),
+                              {"HTTPD_PORT": f"127.0.0.1:{port}",
+                               "LD_LIBRARY_PATH": str(prefix / "lib")},
+                              port, port, base / f"variant{i}.log", base / f"variant{i}.err"))
     if "nginx" in which:
         root = base / "nginx"
         root.mkdir()
         port, h2port = port_base + 21, port_base + 22
         (root / "nginx.conf").write_text(NGINX_CONF.format(
             root=root, port=port, h2port=h2port, docroot=docroot, workers=workers,
-            keepalive_timeout=5, keepalive_requests=1000))
+            # h2load does not reconnect after a GOAWAY: nginx's default 1000 requests per
+            # connection would end its h2 clients early (an exact 1000 req/s in 1 s runs)
+            keepalive_timeout=5, keepalive_requests=1000000))
         servers.append(Server("nginx (Debian)", ["nginx", "-c", str(root / "nginx.conf"),
                                                  "-e", "stderr"],
                               {}, port, h2port, base / "nginx.log", base / "nginx.err"))
@@ -513,6 +525,9 @@ def main() -> None:
                     help="idle keep-alive connections for the memory figure (0: skip)")
     ap.add_argument("--conf", default=str(IMAGE_DIR / "httpd.conf"),
                     help="the Apache configuration (default: the image's)")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=CONF",
+                    help="one more compiled httpd with another configuration, side by side "
+                    "(repeatable): how a tuning change is measured")
     ap.add_argument("--prefix", help="compiled httpd prefix (default: newest in the cache)")
     ap.add_argument("--port-base", type=int, default=18100)
     ap.add_argument("--json", default="matrix.json", help="raw figures go here")
@@ -549,7 +564,9 @@ def main() -> None:
         docroot = base / "docroot"
         make_docroot(docroot)
         servers = make_servers(base, prefix, Path(args.conf), docroot, workers,
-                               args.port_base, args.servers.split(","))
+                               args.port_base, args.servers.split(","),
+                               [(v.split("=", 1)[0], Path(v.split("=", 1)[1]))
+                                for v in args.variant])
         for s in servers:
             s.start(args.server_cpus, args.client_cpus)
             run_load(s, "1k", 50, "ka", 1, args.client_cpus, client_threads, base)  # warm-up
