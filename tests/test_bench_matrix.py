@@ -64,6 +64,7 @@ def test_wrk_durations(text: str, ms: float) -> None:
 
 def test_h2load_output_and_log() -> None:
     log = "".join(f"1700000000{i:06d}\t200\t{1000 * (i + 1)}\n" for i in range(100))
+    log += "1700000000999999\t-1\t4957661930000\n"  # no response: not a latency
     r = matrix.parse_h2load(H2LOAD, log)
     assert r.rps == 6592.5
     assert r.requests == 13185

@@ -159,8 +159,10 @@ def parse_h2load(out: str, log: str) -> Result:
     req = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
                     r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
-    durations = [int(line.split("\t")[2]) / 1000 for line in log.splitlines()
-                 if line.count("\t") >= 2]
+    # requests that got no response (reset streams, a connection closed under them) are
+    # logged too, with a status of -1 and a meaningless duration
+    durations = [int(f[2]) / 1000 for f in (line.split("\t") for line in log.splitlines())
+                 if len(f) >= 3 and int(f[1]) >= 100]
     errors = ""
     # h2load counts 4xx as failed: the 404 cell expects them
     failed = int(req.group(4)) - (int(codes.group(3)) if codes else 0) if req else 0
