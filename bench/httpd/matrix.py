@@ -218,10 +218,11 @@ def table(runs: list[dict], servers: list[str], reference: str) -> str:
 
 
 def idle_table(idle: dict[str, dict]) -> str:
-    lines = [f"{'server':<28}{'held':>8}{'RSS MiB':>10}{'PSS MiB':>10}{'procs':>7}"]
+    lines = [f"{'server':<28}{'answered':>9}{'held':>7}{'in s':>6}{'RSS MiB':>9}{'PSS MiB':>9}"
+             f"{'procs':>6}"]
     for name, m in idle.items():
-        lines.append(f"{name:<28}{m['held']:>8}{m['rss_kib'] / KIB:>10.1f}"
-                     f"{m['pss_kib'] / KIB:>10.1f}{m['processes']:>7}")
+        lines.append(f"{name:<28}{m['answered']:>9}{m['held']:>7}{m.get('seconds', 0):>6.1f}"
+                     f"{m['rss_kib'] / KIB:>9.1f}{m['pss_kib'] / KIB:>9.1f}{m['processes']:>6}")
     return "\n".join(lines)
 
 
@@ -453,6 +454,7 @@ def hold_idle(server: Server, n: int, settle_s: float = 1.0) -> dict:
     socks: list[socket.socket] = []
     pending: dict[socket.socket, bytes] = {}
     answered: set[socket.socket] = set()
+    start = time.monotonic()
     try:
         for _ in range(n):
             s = socket.socket()
@@ -489,6 +491,7 @@ def hold_idle(server: Server, n: int, settle_s: float = 1.0) -> dict:
                         answered.add(s)
                         sel.unregister(s)
                         pending.pop(s)
+        took = time.monotonic() - start
         time.sleep(settle_s)  # let the server settle into its idle state (not a sync point)
         rss, pss, procs = server.memory_kib()
         # still open: no EOF waiting on the socket
@@ -500,7 +503,7 @@ def hold_idle(server: Server, n: int, settle_s: float = 1.0) -> dict:
                 held += 1
             except OSError:
                 pass
-        return {"requested": n, "answered": len(answered), "held": held,
+        return {"requested": n, "answered": len(answered), "held": held, "seconds": took,
                 "rss_kib": rss, "pss_kib": pss, "processes": procs}
     finally:
         sel.close()
