@@ -126,6 +126,7 @@ class Httpd:
         self.root, self.listen, self.netns = root, listen, netns
         self.proc: subprocess.Popen | None = None
         self.stderr_path = root.parent / f"{root.name}.stderr"
+        self.stdout_path = root.parent / f"{root.name}.stdout"  # the access log
 
     def command(self, *args: str) -> list[str]:
         cmd = [
@@ -141,14 +142,20 @@ class Httpd:
 
     def start(self) -> None:
         self.stderr = open(self.stderr_path, "wb")  # noqa: SIM115 (closed in stop)
-        # ErrorLog /proc/self/fd/2 reopens stderr, so the run user must own it, as it does
-        # in a container (runc hands the process stdio pipes owned by the process's user)
+        self.stdout = open(self.stdout_path, "wb")  # noqa: SIM115 (closed in stop)
+        # ErrorLog /proc/self/fd/2 (CustomLog /proc/self/fd/1) reopens stderr (stdout), so
+        # the run user must own them, as it does in a container (runc hands the process
+        # stdio pipes owned by the process's user)
         shutil.chown(self.stderr_path, RUN_USER, RUN_GROUP)
+        shutil.chown(self.stdout_path, RUN_USER, RUN_GROUP)
         # setpriv and `ip netns exec` exec httpd: the pid we get is httpd's parent
         self.proc = subprocess.Popen(
             self.command("-DFOREGROUND"), env=self.env(),
-            stdout=subprocess.DEVNULL, stderr=self.stderr,
+            stdout=self.stdout, stderr=self.stderr,
         )
+
+    def stdout_text(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
 
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -172,4 +179,6 @@ class Httpd:
                 self.proc.kill()
                 self.proc.wait()
         self.stderr.close()
+        self.stdout.close()
         self.stderr_path.unlink(missing_ok=True)
+        self.stdout_path.unlink(missing_ok=True)

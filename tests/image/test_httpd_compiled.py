@@ -173,6 +173,42 @@ def test_graceful_stop_on_sigwinch_completes_the_request_in_flight(server: Httpd
     assert "SIGWINCH" in server.stderr_text()
 
 
+def test_every_access_log_line_reaches_stdout_on_a_graceful_stop(server: Httpd):
+    """The access log is written per request, not buffered: each line is on stdout as soon
+    as its request is done, and the last ones (a request finishing after SIGWINCH) too."""
+    server.wait_ready(lambda: healthy(server.port))
+    tag = uuid.uuid4().hex
+    (server.root / "htdocs" / "big.bin").write_bytes(os.urandom(1 << 20) * 32)
+    (server.root / "htdocs" / "small.txt").write_bytes(b"x" * 100)
+    paths = [f"/small.txt?{tag}-{i}" for i in range(300)]
+    for path in paths:
+        assert http_get("127.0.0.1", server.port, path)[0] == 200
+    # on stdout already, while the server runs (no buffer holds them back)
+    wait_for("the access log lines on stdout",
+             lambda: all(f"GET {p} HTTP/1.1" in server.stdout_text() for p in paths))
+
+    # one request still in flight when the stop begins
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    client.settimeout(60)
+    client.connect(("127.0.0.1", server.port))
+    last = f"/big.bin?{tag}-last"
+    client.sendall(f"GET {last} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                   .encode())
+    received = len(client.recv(65536))  # the response has begun
+    assert received
+    os.kill(server.proc.pid, signal.SIGWINCH)
+    while chunk := client.recv(1 << 20):
+        received += len(chunk)
+    client.close()
+    assert received > 32 << 20  # the whole body, and headers
+    assert server.proc.wait(timeout=60) == 0
+    log = server.stdout_text()
+    assert all(f"GET {p} HTTP/1.1" in log for p in paths)
+    assert f'"GET {last} HTTP/1.1" 200 {32 << 20}' in log, log[-2000:]
+    assert log.endswith("\n")
+
+
 @pytest.fixture
 def netns_pair():
     """Two network namespaces joined by a veth pair: "srv" 10.213.77.1, "cli" 10.213.77.2.
