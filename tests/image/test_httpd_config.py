@@ -45,9 +45,12 @@ def test_config_and_modules_take_effect(httpd_prefix: Path) -> None:
     try:
         srv.wait_ready(lambda: http_get_or_none("127.0.0.1", port, "/healthz") is not None)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.request("GET", "/healthz")
-        response = conn.getresponse()
-        response.read()
+        try:
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
         assert response.getheader("X-Site") == "web"
         assert response.getheader("Expires")  # mod_expires, loaded from spec.httpd.modules
         modules = subprocess.run(srv.command("-M"), env=srv.env(), capture_output=True, text=True, check=True).stdout
