@@ -111,6 +111,9 @@ def forward(namespace: str, target: str, *ports: int) -> Iterator[list[int]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
 
 
 def http(port: int, path: str = "/", timeout: float = 10) -> tuple[int, bytes, dict[str, str]]:
