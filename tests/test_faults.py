@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import kmock
+import pytest
 from conftest import SITES, Api, eventually, site
 
 from httpd_operator.settings import Settings
@@ -45,6 +46,7 @@ def children_exactly_once(api: Api, names: list[str]) -> None:
         assert found == sorted(n + suffix for n in names), resource
 
 
+@pytest.mark.timeout(600)
 async def test_sites_converge_through_api_errors_without_duplicates_or_storms(api: Api, operator) -> None:
     rnd = random.Random(2026)
     server = api.server
@@ -77,10 +79,11 @@ async def test_sites_converge_through_api_errors_without_duplicates_or_storms(ap
     names = [f"site-{i}" for i in range(8)]
     for name in names:
         await api.create_site(site(name))
-    await eventually(lambda: converged(api, names), timeout=90)
+    # Injected errors push a site's backoff up to a minute: the deadline leaves room for two of them.
+    await eventually(lambda: converged(api, names), timeout=200)
     for name in names[:4]:
         await api.patch_site("ns", name, {"spec": {"replicas": 2}})
-    await eventually(lambda: converged(api, names[:4], replicas=2) and converged(api, names[4:]), timeout=90)
+    await eventually(lambda: converged(api, names[:4], replicas=2) and converged(api, names[4:]), timeout=200)
     children_exactly_once(api, names)
     assert hung  # client-side timeouts did happen (and the late writes landed) along the way
     # Backoff, not a storm: the operator's writes stay within a small multiple of what it needs.
