@@ -75,9 +75,7 @@ def serving_pod(namespace: str, service: str) -> str:
     """A pod the Service routes to now: one of its ready endpoints (`kubectl port-forward svc/`
     itself may pick a pod that is terminating, which a Service no longer sends anything)."""
     def found() -> str | None:
-        out = kubectl("-n", namespace, "get", "endpoints", service, "-o", "json", check=False)
-        subsets = json.loads(out.stdout).get("subsets") or [] if out.returncode == 0 else []
-        names = [a["targetRef"]["name"] for s in subsets for a in s.get("addresses") or [] if a.get("targetRef")]
+        names = [a["targetRef"]["name"] for a in ready_addresses(namespace, service) if a.get("targetRef")]
         return names[0] if names else None
     return wait(found, f"a ready endpoint of svc/{service}", interval=0.2)
 
@@ -262,12 +260,16 @@ def in_volume(namespace: str, claim_name: str, script: str, sub_path: str = "", 
         kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
 
 
-def endpoints(namespace: str, service: str) -> list[str]:
-    """The Service's ready endpoint addresses (what kube-proxy would route to)."""
+def ready_addresses(namespace: str, service: str) -> list[dict[str, Any]]:
+    """The Service's ready endpoint addresses (what kube-proxy would route to), as the API has them."""
     out = kubectl("-n", namespace, "get", "endpoints", service, "-o", "json", check=False)
     if out.returncode:
         return []
-    return [a["ip"] for s in json.loads(out.stdout).get("subsets") or [] for a in s.get("addresses") or []]
+    return [a for s in json.loads(out.stdout).get("subsets") or [] for a in s.get("addresses") or []]
+
+
+def endpoints(namespace: str, service: str) -> list[str]:
+    return [a["ip"] for a in ready_addresses(namespace, service)]
 
 
 @dataclass
