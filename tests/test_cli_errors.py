@@ -286,7 +286,7 @@ async def test_run_waits_for_the_crd_and_says_so(api: Api) -> None:
 
 async def test_run_stops_cleanly_on_sigterm(api: Api) -> None:
     proc = await _operator(api.kubeconfig)
-    await eventually(lambda: any("watch=true" in str(r.url) and "httpdsites" in r.url.path
+    await eventually(lambda: any(r.url.query.get("watch") in ("true", "1") and "httpdsites" in r.url.path
                                  for r in api.server._requests), timeout=60, what="the operator watching sites")
     rest = await _terminated(proc)
     assert "Traceback" not in rest and "Unclosed" not in rest and "ERROR" not in rest, rest

@@ -161,6 +161,33 @@ async def test_api_errors_back_off_and_the_attempts_reset_on_success() -> None:
     assert queue.tracked() == 0  # succeeded: the attempts are forgotten
 
 
+async def test_an_event_does_not_wait_out_a_failed_attempts_backoff() -> None:
+    """After an outage a site may be minutes into its backoff; an event about it (the watch's
+    relist once the server is back) reconciles it now. Its attempts still count."""
+    runs: list[int] = []
+    delays: list[int] = []
+
+    async def work(key: Any) -> Result:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise ApiError(503, "busy")
+        return Result("changed")
+
+    def delay(attempt: int, exc: BaseException) -> float:
+        delays.append(attempt)
+        return 600.0  # a long backoff: the test would time out waiting for it
+
+    queue = Queue(work, debounce=0.01, api_delay=delay)
+    queue.kick(("ns", "a"))
+    await eventually(lambda: delays == [1], what="the failed attempt's backoff")
+    queue.kick(("ns", "a"))  # later than the failure, sooner than the retry
+    await eventually(lambda: len(runs) == 2 and queue.idle, timeout=5, what="the event's reconcile")
+    assert queue.tracked() == 0
+    queue.kick(("ns", "a"), delay=60.0)  # a later requeue folds into nothing sooner...
+    queue.kick(("ns", "a"))  # ...and a sooner kick replaces it
+    await eventually(lambda: len(runs) == 3 and queue.idle, timeout=5, what="the sooner kick")
+
+
 async def test_a_bug_in_one_site_never_stops_the_others() -> None:
     done: list[Any] = []
 

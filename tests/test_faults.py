@@ -104,6 +104,32 @@ async def test_watch_streams_cut_mid_way_are_resumed(api: Api, operator) -> None
     await eventually(lambda: converged(api, ["a", "b"]) is False and converged(api, ["b"]))
 
 
+async def test_a_404_for_the_sites_group_while_the_apiserver_restarts_is_waited_out(api: Api, operator) -> None:
+    """A restarting kube-apiserver answers "404 page not found" for a custom resource's group
+    until it has loaded the CRD (seen on the real one, tests/controlplane/test_real_faults.py).
+    kopf's watcher took that as fatal and nothing was reconciled again until a restart."""
+    await operator()
+    await api.create_site(site("a"))
+    await eventually(lambda: converged(api, ["a"]))
+    restarting = True
+    refused: list[str] = []
+
+    def sites_not_yet_served(request: Any) -> bool:
+        if restarting and ours(request) and request.url.path.startswith("/apis/httpd.dev/"):
+            refused.append(request.url.path)
+            return True
+        return False
+
+    api.server[sites_not_yet_served] << 404 << b"404 page not found"
+    api.server.cut_watches()
+    await eventually(lambda: len(refused) >= 2, what="the operator asking again while the group is not served")
+    restarting = False
+    await api.patch_site("ns", "a", {"spec": {"replicas": 2}})
+    await api.create_site(site("b"))
+    await eventually(lambda: converged(api, ["a"], replicas=2) and converged(api, ["b"]), timeout=60,
+                     what="both sites reconciled once the group is served again")
+
+
 async def test_operator_killed_at_random_points_converges_and_never_deletes_claims(api: Api) -> None:
     rnd = random.Random(7)
     cmd = [sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig", str(api.kubeconfig)]

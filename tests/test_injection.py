@@ -21,6 +21,7 @@ import pytest
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
 from httpd_operator.render.backup import archive_command
+from httpd_operator.render.mpm import mpm_sizing
 from httpd_operator.render.volumes import SEED_SCRIPT, seed_command
 from httpd_operator.settings import DOCUMENT_ROOT, Settings
 
@@ -96,7 +97,8 @@ def assert_fixed_commands(objects: list[dict[str, Any]]) -> None:
     pod = deployment["spec"]["template"]["spec"]
     httpd = pod["containers"][0]
     assert "command" not in httpd and "args" not in httpd
-    assert [e["name"] for e in httpd["env"]] == ["HTTPD_PORT"] and httpd["env"][0]["value"].isdigit()
+    assert [e["name"] for e in httpd["env"]] == ["HTTPD_PORT", *mpm_sizing(None)]
+    assert all(e["value"].isdigit() for e in httpd["env"])
     for init in pod.get("initContainers", []):
         assert init["command"] == seed_command() and "args" not in init and "env" not in init
     for obj in objects:

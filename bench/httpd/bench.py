@@ -32,8 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from httpd_operator.render.mpm import mpm_sizing
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "images" / "httpd"
+MPM = {k: str(v) for k, v in mpm_sizing(None).items()}  # the image's own defaults
 
 # The official image, for scale: `docker images` shows httpd:2.4 (Debian bookworm based,
 # amd64) at about 145 MB uncompressed (public transcripts, 2023-2025, range 138-148 MB);
@@ -190,7 +193,7 @@ def main() -> None:
         servers["httpd 2.4.68 (compiled)"] = (
             [str(compiled / "bin/httpd"), "-f", str(root / "conf/httpd.conf"),
              "-C", f"Define HTTPD_PREFIX {root}", "-DFOREGROUND"],
-            {"HTTPD_PORT": f"127.0.0.1:{port}", "LD_LIBRARY_PATH": str(compiled / "lib")}, port)
+            {"HTTPD_PORT": f"127.0.0.1:{port}", **MPM, "LD_LIBRARY_PATH": str(compiled / "lib")}, port)
         port = free_port()
         root = apache_root(base, "debian", Path("/usr/lib/apache2/modules"),
                            Path("/etc/mime.types"), None, docroot)
@@ -199,7 +202,7 @@ def main() -> None:
         servers[f"Debian apache2 ({version})"] = (
             ["/usr/sbin/apache2", "-f", str(root / "conf/httpd.conf"),
              "-C", f"Define HTTPD_PREFIX {root}", "-DFOREGROUND"],
-            {"HTTPD_PORT": f"127.0.0.1:{port}"}, port)
+            {"HTTPD_PORT": f"127.0.0.1:{port}", **MPM}, port)
         port = free_port()
         nroot = base / "nginx"
         (nroot / "run").mkdir(parents=True)

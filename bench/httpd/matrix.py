@@ -43,6 +43,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from httpd_operator.render.mpm import mpm_sizing
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "images" / "httpd"
 CACHE = Path(os.environ.get("HTTPD_OPERATOR_CACHE_DIR")
@@ -357,14 +359,13 @@ def apache_root(base: Path, name: str, modules: Path, mime_types: Path, libs: Pa
 
 
 def apache_cmd(binary: str, root: Path, workers: int) -> list[str]:
-    """How the image starts httpd: its start script when it has one (it sizes the MPM from
-    the CPUs it may use), else httpd itself."""
-    args = ["-f", str(root / "conf/httpd.conf"), "-C", f"Define HTTPD_PREFIX {root}",
-            "-DFOREGROUND"]
-    start = IMAGE_DIR / "httpd-foreground"
-    if start.is_file():
-        return ["env", f"HTTPD_BIN={binary}", f"HTTPD_CPUS={workers}", "sh", str(start), *args]
-    return [binary, *args]
+    """How the image starts httpd (its MPM sizes come from the environment: `mpm_env`)."""
+    return [binary, "-f", str(root / "conf/httpd.conf"), "-C", f"Define HTTPD_PREFIX {root}", "-DFOREGROUND"]
+
+
+def mpm_env(workers: int) -> dict[str, str]:
+    """The MPM sizes the operator gives a pod whose CPU limit is `workers` (render/mpm.py)."""
+    return {k: str(v) for k, v in mpm_sizing({"limits": {"cpu": str(workers)}}).items()}
 
 
 def make_servers(base: Path, prefix: Path, conf: Path, docroot: Path, workers: int,
@@ -377,7 +378,7 @@ def make_servers(base: Path, prefix: Path, conf: Path, docroot: Path, workers: i
         port = port_base + 1
         servers.append(Server("httpd (compiled)", apache_cmd(str(prefix / "bin/httpd"), root,
                                                              workers),
-                              {"HTTPD_PORT": f"127.0.0.1:{port}",
+                              {"HTTPD_PORT": f"127.0.0.1:{port}", **mpm_env(workers),
                                "LD_LIBRARY_PATH": str(prefix / "lib")},
                               port, port, base / "compiled.log", base / "compiled.err"))
     if "debian" in which:
@@ -385,7 +386,7 @@ def make_servers(base: Path, prefix: Path, conf: Path, docroot: Path, workers: i
                            Path("/etc/mime.types"), None, docroot, conf)
         port = port_base + 11
         servers.append(Server("apache2 (Debian)", apache_cmd("/usr/sbin/apache2", root, workers),
-                              {"HTTPD_PORT": f"127.0.0.1:{port}"},
+                              {"HTTPD_PORT": f"127.0.0.1:{port}", **mpm_env(workers)},
                               port, port, base / "debian.log", base / "debian.err"))
     for i, (label, path) in enumerate(variants):
         root = apache_root(base, f"variant{i}", prefix / "modules", prefix / "conf/mime.types",
@@ -393,7 +394,7 @@ def make_servers(base: Path, prefix: Path, conf: Path, docroot: Path, workers: i
         port = port_base + 31 + 10 * i
         servers.append(Server(f"httpd-{label} (compiled)",
                               apache_cmd(str(prefix / "bin/httpd"), root, workers),
-                              {"HTTPD_PORT": f"127.0.0.1:{port}",
+                              {"HTTPD_PORT": f"127.0.0.1:{port}", **mpm_env(workers),
                                "LD_LIBRARY_PATH": str(prefix / "lib")},
                               port, port, base / f"variant{i}.log", base / f"variant{i}.err"))
     if "nginx" in which:

@@ -1,9 +1,12 @@
-"""The kopf side, and the watches beside it: kopf watches the sites (and logs in, runs peering);
-the operator's own informers watch the children (`informer.py`). Both feed the
+"""The wiring: kopf runs the process (start-up, clean-up, log-in, peering, liveness); the
+operator's own informers (`informer.py`) watch the sites and their children. They feed the
 engine's stores, and every event about a site or one of its children kicks that site.
 
-kopf's only resource handler is an event handler: it then writes no finalizers and no annotations of
-its own, so the operator's writes are exactly the children, the status and events.
+kopf has no resource handler: it writes no finalizers and no annotations, so the operator's writes
+are exactly the children, the status and events. Nor does it watch the sites: its watcher takes a
+404 as fatal, and a restarting kube-apiserver answers 404 for a custom resource's group until it
+has loaded the CRD, which stopped every reconcile until the process restarted. The informers
+back off and relist through it, as through any other error.
 """
 
 from __future__ import annotations
@@ -27,27 +30,13 @@ from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED
 from httpd_operator.settings import Settings
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
-SITE = KINDS[KIND]
+RESUME_POLL = 1.0  # seconds between looks at the peering view, while peering
 
 
 def _volume(body: Mapping[str, Any]) -> dict[str, Any]:
     spec = body.get("spec")
     volume = spec.get("volume") if isinstance(spec, dict) else None
     return volume if isinstance(volume, dict) else {}
-
-
-class _NoDiffBase(kopf.DiffBaseStorage):
-    """kopf's change detection, for on.create/update handlers, deep-copies every object on every
-    event; with only event handlers there is nothing for it to detect."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
-        return None
-
-    def fetch(self, *, body: kopf.Body) -> Any:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
-        return None
 
 
 def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: Metrics | None = None,
@@ -57,7 +46,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
     engine = Engine(settings=settings, kube=Kube(cluster, settings.request_timeout), debounce=debounce,
                     metrics=metrics, peering=peering)
 
-    # What is watched besides the sites (kopf's): every claim (sites may mount claims they do not
+    # What is watched besides the sites: every claim (sites may mount claims they do not
     # own) and the operator's own children (by label), each in the API version the operator
     # writes; add-ons only where the cluster serves them (kinds.py says which is which).
     watched = {k.name: (settings.api_version(k.name) if k.versioned else k.api_version(),
@@ -72,12 +61,7 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
-        settings.execution.max_workers = 16
-        # A watched object's worker (a task and a queue) lingers this long after its last event
-        # (kopf's default 5 s): at thousands of objects created at once, that is the RSS peak.
-        settings.queueing.idle_timeout = 1.0
-        settings.persistence.diffbase_storage = _NoDiffBase()
-        # The children's watches, started and listed before kopf handles any site event: a
+        # The children's watches, started and listed before the sites' (see below): a
         # restarted operator must see a site's children before it reconciles the site, or it
         # would try to create them again.
         for kind, (api_version, labels) in watched.items():
@@ -100,17 +84,29 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
                 informers.append(informer)
                 tasks.append(asyncio.create_task(informer.run(), name="watch peering"))
         await asyncio.gather(*(i.synced.wait() for i in informers))
-        # And the sites (kopf watches them): a site mounting another's volume finds it at once.
-        for scope in _scopes(namespaces):
-            sites = Informer(engine.kube, path(KIND, scope), None, _site_listed, "sites")
-            await _retried(sites.relist, logger)
         engine.ready = True
-        logger.info(f"watching {len(informers)} kinds of children in {len(_scopes(namespaces))} scopes")
+        # Then the sites. Their listing comes after the children's (a restarted operator must see a
+        # site's children before it reconciles it, or it would create them again), and is stored
+        # whole before the first reconcile runs (kicks wait out the debounce): a site mounting
+        # another's volume finds it at once.
+        for scope in _scopes(namespaces):
+            sites = Informer(engine.kube, path(KIND, scope), None, site_event, f"sites in {scope or 'all namespaces'}")
+            tasks.append(asyncio.create_task(sites.run(), name=f"watch {sites.name}"))
+        if peering is not None:
+            tasks.append(asyncio.create_task(_resume_when_active(logger), name="resume when active"))
+        logger.info(f"watching the sites and {len(informers)} kinds of children in {len(_scopes(namespaces))} scopes")
 
-    def _site_listed(type: str | None, raw: dict[str, Any]) -> None:
-        meta = raw.get("metadata") or {}
-        if type is None and _served(meta.get("namespace") or "", namespaces):
-            engine.observe(KIND, None, raw)
+    async def _resume_when_active(logger: Any) -> None:
+        """A replica that takes over (its peer gone quiet) reconciles every site: while it was
+        paused, its kicks were dropped. Peers age out with time, not with an event: polled."""
+        acted = engine.may_act()
+        while True:
+            await asyncio.sleep(RESUME_POLL)  # a poll of the peering view, not a synchronisation
+            acts = engine.may_act()
+            if acts and not acted:
+                logger.info("active again: every site is reconciled")
+                engine.kick_all()
+            acted = acts
 
     informers: list[Informer] = []
     tasks: list[asyncio.Task[None]] = []
@@ -131,11 +127,12 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         cluster.expire()
         return cluster.connection_info()  # type: ignore[no-any-return]
 
-    # kopf's one handler: the sites. It keeps their store and kicks them (and the sites sharing
-    # their volume); it reads the event's raw object (plain dicts), not kopf's Body views over it.
-    @kopf.on.event(SITE.group, SITE.versions[0], SITE.plural, id="site", registry=registry)
-    async def site_event(type: str | None, event: Any, namespace: str, name: str, **_: Any) -> None:
-        raw = event["object"]
+    # The sites' events keep their store and kick them (and the sites sharing their volume).
+    def site_event(type: str | None, raw: dict[str, Any]) -> None:
+        meta = raw.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        if not _served(namespace, namespaces):
+            return
         engine.observe(KIND, type, raw)
         volume = _volume(raw) if type != "DELETED" else {}
         engine.links.update((namespace, name), volume.get("fromSite"), volume.get("claimName"))

@@ -16,6 +16,7 @@ keep that version fresh on quiet resources.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -72,23 +73,31 @@ class Informer:
     async def watch(self, since: str) -> str:
         query = self._query(watch="1", resourceVersion=since, allowWatchBookmarks="true",
                             timeoutSeconds=str(WATCH_SECONDS))
-        async for line in self.kube.stream(self.url, query, read_timeout=WATCH_SECONDS + 30):
-            event = json.loads(line)
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    raise Gone()
-                raise ApiError(int(obj.get("code") or 0), str(obj.get("message")))
-            meta = obj.get("metadata") or {}
-            since = str(meta.get("resourceVersion") or since)
-            if kind == "BOOKMARK":
-                continue
-            key = (meta.get("namespace") or "", meta.get("name") or "")
-            if kind == "DELETED":
-                self.known.pop(key, None)
-            else:
-                self.known[key] = meta.get("uid")
-            self.callback(kind, obj)
+        # aclosing: a watch left by an exception (410, a failing callback) closes its connection
+        # now, not when the collector finds the generator (perhaps after the loop has closed).
+        async with contextlib.aclosing(self.kube.stream(self.url, query, read_timeout=WATCH_SECONDS + 30)) as lines:
+            async for line in lines:
+                since = self._event(line, since)
+        return since
+
+    def _event(self, line: bytes, since: str) -> str:
+        """One watch event: the stores told, the resourceVersion to resume from returned."""
+        event = json.loads(line)
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone()
+            raise ApiError(int(obj.get("code") or 0), str(obj.get("message")))
+        meta = obj.get("metadata") or {}
+        since = str(meta.get("resourceVersion") or since)
+        if kind == "BOOKMARK":
+            return since
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        if kind == "DELETED":
+            self.known.pop(key, None)
+        else:
+            self.known[key] = meta.get("uid")
+        self.callback(kind, obj)
         return since
 
     async def run(self) -> None:

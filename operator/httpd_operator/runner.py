@@ -110,6 +110,24 @@ def with_discovered_versions(settings: Settings, configuration: Cluster) -> Sett
     return dataclasses.replace(settings, api_versions=discover_versions(Kube(configuration)))
 
 
+async def _settled(timeout: float = 2.0) -> None:
+    """What kopf's end left running is finished before its loop closes (as `asyncio.run` does for
+    a process), and the connections the clients closed are let go through: a TLS connection's
+    close takes a round trip, and a loop closed before it leaves the socket to the collector."""
+    loop = asyncio.get_running_loop()
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    await loop.shutdown_asyncgens()
+    # The sockets the loop still waits on: its own wake-up pipe, then connections closing.
+    selector = getattr(loop, "_selector", None)
+    deadline = loop.time() + timeout
+    while selector is not None and len(selector.get_map()) > 1 and loop.time() < deadline:
+        await asyncio.sleep(0.005)  # a poll with a deadline
+    await asyncio.sleep(0)  # the closed transports' last callbacks
+
+
 class OperatorThread:
     """The real operator in a thread of its own, talking HTTP to whatever the configuration names.
 
@@ -147,6 +165,7 @@ class OperatorThread:
             self.error = exc
             self.ready_flag.set()  # wake start(), which raises it
         finally:
+            loop.run_until_complete(_settled())
             loop.close()
 
     def start(self, timeout: float = 30) -> OperatorThread:

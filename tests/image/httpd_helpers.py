@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 from polling import wait_until
 
+from httpd_operator.render.mpm import mpm_sizing
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO / "images" / "httpd"
+MPM = {k: str(v) for k, v in mpm_sizing(None).items()}  # the image's defaults (its Dockerfile)
 # the same default as hack/httpd-* (and hack/control-plane, for the parent directory)
 CACHE = Path(
     os.environ.get("HTTPD_OPERATOR_CACHE_DIR")
@@ -138,7 +141,7 @@ class Httpd:
 
     def env(self) -> dict[str, str]:
         # the copy's lib/ (the binaries' RUNPATH names the cache prefix, unreadable here)
-        return {**os.environ, "HTTPD_PORT": self.listen, "LD_LIBRARY_PATH": str(self.root / "lib")}
+        return {**os.environ, "HTTPD_PORT": self.listen, **MPM, "LD_LIBRARY_PATH": str(self.root / "lib")}
 
     def start(self) -> None:
         self.stderr = open(self.stderr_path, "wb")  # noqa: SIM115 (closed in stop)

@@ -35,12 +35,16 @@ class Engine:
         self.events = Events(kube)  # Kubernetes Events, posted in the background
         self.reconciler = Reconciler(settings, kube, self.store, self.memories, self.events, metrics, status_hold)
         self.queue = Queue(self.reconciler.reconcile, debounce=debounce, concurrency=concurrency,
-                           gate=self._may_act, metrics=metrics)
+                           gate=self.may_act, metrics=metrics)
 
-    def _may_act(self) -> bool:
-        # Not while the stores are being filled (kopf's listing of the sites kicks them all after),
-        # nor while another replica acts (kopf relists the sites when this one resumes).
+    def may_act(self) -> bool:
+        """Not while the stores are being filled (the sites' listing kicks them all after), nor
+        while another replica acts (handlers.py kicks every site when this one resumes)."""
         return self.ready and not (self.peering is not None and self.peering.paused())
+
+    def kick_all(self) -> None:
+        for key in list(self.store.kinds[KIND]):
+            self.queue.kick(key)
 
     @property
     def links(self) -> Links:

@@ -54,17 +54,27 @@ class Queue:
         # must not unpack a thousand sites at the same time (RSS), nor interleave them.
         self._slots = asyncio.Semaphore(concurrency)
         self._pending: set[SiteKey] = set()
+        self._waiting: dict[SiteKey, tuple[float, asyncio.Task[None]]] = {}  # asleep until (due, task)
         # One lock per site being reconciled (or waiting to), dropped when its last user leaves.
         self._running: dict[SiteKey, tuple[asyncio.Lock, int]] = {}
         self._attempts: dict[SiteKey, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def kick(self, key: SiteKey, delay: float | None = None) -> None:
-        """Reconcile the site soon; kicks that arrive before it runs are folded into one."""
+        """Reconcile the site soon; kicks that arrive before it runs are folded into one. A kick
+        due sooner than the one waiting takes its place: an event does not wait out a failed
+        attempt's backoff (the attempts still count until one succeeds, as in client-go's queue)."""
+        delay = self.debounce if delay is None else delay
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
         if key in self._pending:
-            return
+            waiting = self._waiting.get(key)
+            if waiting is None or waiting[0] <= due:
+                return
+            waiting[1].cancel()  # still asleep, nothing held: the sooner kick replaces it
         self._pending.add(key)
-        task = asyncio.get_running_loop().create_task(self._run(key, self.debounce if delay is None else delay))
+        task = loop.create_task(self._run(key, delay))
+        self._waiting[key] = (due, task)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -90,6 +100,7 @@ class Queue:
 
     async def _run(self, key: SiteKey, delay: float) -> None:
         await asyncio.sleep(delay)  # a debounce window (or a backoff), not a synchronisation
+        del self._waiting[key]
         lock, users = self._running.get(key) or (asyncio.Lock(), 0)
         self._running[key] = (lock, users + 1)
         try:

@@ -14,6 +14,7 @@ from httpd_operator.render.backup import restore_container
 from httpd_operator.render.config import setup_config
 from httpd_operator.render.exporter import setup_exporter
 from httpd_operator.render.meta import LABEL_CLAIM, LABEL_INSTANCE, labels, metadata, selector_labels
+from httpd_operator.render.mpm import mpm_env
 from httpd_operator.render.volumes import (
     VOLUME_NAME,
     ResolvedVolume,
@@ -156,8 +157,11 @@ def setup_scheduling(site: SiteSpec, deployment: dict[str, Any]) -> None:
 
 
 def setup_resources(site: SiteSpec, deployment: dict[str, Any]) -> None:
+    """The resources, and httpd's processes and threads sized to them (render/mpm.py)."""
+    container = _pod(deployment)["containers"][0]
     if site.resources:
-        _pod(deployment)["containers"][0]["resources"] = copy.deepcopy(dict(site.resources))
+        container["resources"] = copy.deepcopy(dict(site.resources))
+    container["env"] += mpm_env(site.resources)
 
 
 def setup_pod_annotations(site: SiteSpec, deployment: dict[str, Any]) -> None:
