@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from httpd_operator.render.mpm import mpm_sizing
+
 from .httpd_helpers import free_port, http_get, http_get_or_none, wait_for
 
 pytestmark = [pytest.mark.podman, pytest.mark.timeout(2400)]  # first test may build
@@ -148,3 +150,18 @@ def test_named_volume_is_seeded_and_outlives_the_container(podman: Podman):
     _, port = podman.run(*READ_ONLY, "-v", f"{vol}:{HTDOCS}")
     assert http_get("127.0.0.1", port, "/kept.html") == (200, f"{body}\n".encode())
     assert b"It works" in http_get("127.0.0.1", port, "/")[1]
+
+
+def test_the_mpm_follows_the_sizing_the_operator_sets(podman: Podman):
+    """The env the operator renders from spec.resources (render/mpm.py) decides httpd's processes."""
+    env = mpm_sizing({"limits": {"cpu": "3", "memory": "96Mi"}})
+    name, _ = podman.run(*READ_ONLY, *(a for k, v in env.items() for a in ("-e", f"{k}={v}")))
+    count = ("grep -l '^Name:.httpd' /proc/[0-9]*/status | wc -l")
+
+    def processes() -> int:
+        return int(podman("exec", name, "sh", "-c", count).stdout.strip())
+    # the parent and StartServers children (3 here; 1 by the image's defaults)
+    wait_for("httpd to start 3 children", lambda: processes() == 1 + env["HTTPD_START_SERVERS"], deadline_s=30)
+    default, _ = podman.run(*READ_ONLY)
+    wait_for("httpd to start 1 child", lambda: int(podman("exec", default, "sh", "-c", count).stdout) == 2,
+             deadline_s=30)
