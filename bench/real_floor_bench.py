@@ -7,8 +7,9 @@
 For each N, one after the other on the same control plane, all as the operator's ServiceAccount
 (the shipped RBAC), 16 sites in flight:
   floor   N sites created first (as a GitOps tool applying a folder does), then a plain client
-          makes exactly the writes each needs: its claim, Deployment and Service as
-          `render_body` gives them, and one status patch for its generation.
+          makes exactly the writes each needs, one after the other: the objects `render_body`
+          gives (claim, Deployment, Service, NetworkPolicy) and one status patch for its
+          generation (no Event: the operator posts one more write per site).
   cold    N other sites created first, then `httpd-operator run` started; the clock runs from
           its start until every site has its three children and a status for its generation.
   steady  with the operator running, N more sites applied at once; the same clock.
@@ -34,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from httpd_operator.kube import ApiError, Kube, load_configuration
+from httpd_operator.kube import ApiError, Kube, load_configuration, path
 from httpd_operator.render import render_body
 from httpd_operator.settings import Settings
 from httpd_operator.status import Observed, desired_status, merge_conditions
@@ -51,13 +52,31 @@ CHILDREN = {"PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumecl
             "Service": "/api/v1/namespaces/{ns}/services"}
 
 
-def audit(path: pathlib.Path, since: int) -> list[dict[str, Any]]:
-    """The ServiceAccount's completed requests logged after byte `since`."""
+Mark = tuple[int, int]  # the audit log's inode and size at a moment
+
+
+def mark(path: pathlib.Path) -> Mark:
+    st = path.stat()
+    return st.st_ino, st.st_size
+
+
+def audit(path: pathlib.Path, since: Mark) -> list[dict[str, Any]]:
+    """The ServiceAccount's completed requests logged since the mark, across a rotation (the
+    apiserver renames a full log to audit-TIME.log and starts a new one)."""
+    inode, offset = since
+    chunks = []
+    if path.stat().st_ino != inode:
+        rotated = next((p for p in path.parent.glob(f"{path.stem}-*{path.suffix}") if p.stat().st_ino == inode), None)
+        if rotated is not None:
+            with rotated.open("rb") as f:
+                f.seek(offset)
+                chunks.append(f.read())
+        offset = 0
     with path.open("rb") as f:
-        f.seek(since)
-        lines = f.read().split(b"\n")
+        f.seek(offset)
+        chunks.append(f.read())
     out = []
-    for line in lines:
+    for line in b"\n".join(chunks).split(b"\n"):
         try:
             entry = json.loads(line)
         except ValueError:
@@ -97,9 +116,8 @@ async def floor(kube: Kube, sites: list[dict[str, Any]]) -> None:
     async def one(body: dict[str, Any]) -> None:
         ns, rendered = body["metadata"]["namespace"], render_body(body, settings)
         made: dict[str, dict[str, Any]] = {}
-        for obj in rendered.objects:
-            if obj["kind"] in CHILDREN:
-                made[obj["kind"]] = await kube.call("POST", CHILDREN[obj["kind"]].format(ns=ns), obj)
+        for obj in rendered.objects:  # what the operator renders for it (claim, Deployment, Service, NetworkPolicy)
+            made[obj["kind"]] = await kube.call("POST", path(obj["kind"], ns), obj)
         status = desired_status(body, rendered, Observed(claim=made.get("PersistentVolumeClaim"),
                                                           deployment=made.get("Deployment")))
         status["conditions"] = merge_conditions(status["conditions"], None,
@@ -125,7 +143,9 @@ async def until_settled(kube: Kube, ns: str, n: int, started: float, timeout: fl
     while not await settled(kube, ns, n):
         if time.monotonic() - started > timeout:
             raise SystemExit(f"{ns}: not settled in {timeout:.0f} s")
-        await asyncio.sleep(0.25)  # polling the API for the outcome, not a synchronisation
+        # polling the API for the outcome, not a synchronisation; each poll lists N sites, so not
+        # more often than this, or the poll itself would load the apiserver being measured
+        await asyncio.sleep(1.0)
     return time.monotonic() - started
 
 
@@ -183,25 +203,25 @@ async def one_size(admin: Kube, sa: Kube, sa_config: pathlib.Path, log: pathlib.
     print(f"== {n} sites (namespaces *-{tag})")
     out: dict[str, Any] = {}
     sites = await create_sites(admin, floor_ns, n)
-    mark, started = log.stat().st_size, time.monotonic()
+    since, started = mark(log), time.monotonic()
     await floor(sa, sites)
-    out["floor"] = report("floor", n, await until_settled(admin, floor_ns, n, started), audit(log, mark))
+    out["floor"] = report("floor", n, await until_settled(admin, floor_ns, n, started), audit(log, since))
     await gone(admin, [floor_ns])  # its objects do not load the apiserver's watches during the next runs
     await create_sites(admin, cold_ns, n)
-    mark, started = log.stat().st_size, time.monotonic()
+    since, started = mark(log), time.monotonic()
     operator = subprocess.Popen([sys.executable, "-m", "httpd_operator", "run", "-n", cold_ns, "-n", steady_ns,
                                  "--kubeconfig", str(sa_config)], stdout=subprocess.DEVNULL,
                                 stderr=open(folder / f"operator-{n}.log", "w"))  # noqa: SIM115
     try:
         seconds = await until_settled(admin, cold_ns, n, started)
         rss, cpu = proc_stats(operator.pid)
-        out["cold"] = report("cold", n, seconds, audit(log, mark), f"RSS {rss:.0f} MiB, CPU {cpu:.1f} s")
+        out["cold"] = report("cold", n, seconds, audit(log, since), f"RSS {rss:.0f} MiB, CPU {cpu:.1f} s")
         await asyncio.sleep(2)  # a moment for the cold run's last writes to land (not a synchronisation)
-        mark, started = log.stat().st_size, time.monotonic()
+        since, started = mark(log), time.monotonic()
         await create_sites(admin, steady_ns, n)
         seconds = await until_settled(admin, steady_ns, n, started)
         rss2, cpu2 = proc_stats(operator.pid)
-        out["steady"] = report("steady", n, seconds, audit(log, mark),
+        out["steady"] = report("steady", n, seconds, audit(log, since),
                                f"RSS {rss2:.0f} MiB, CPU {cpu2 - cpu:.1f} s")
     finally:
         operator.terminate()

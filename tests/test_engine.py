@@ -13,7 +13,7 @@ import pytest
 from polling import eventually
 
 from httpd_operator.engine import Engine
-from httpd_operator.engine.apply import Applier
+from httpd_operator.engine.apply import CREATES_IN_FLIGHT, Applier
 from httpd_operator.engine.memory import Memories, SiteMemory
 from httpd_operator.engine.queue import Queue, Result
 from httpd_operator.engine.store import Store
@@ -238,6 +238,44 @@ async def test_apply_answers_what_it_did() -> None:
     assert shrunk.action == "unchanged" and shrunk.note and shrunk.note["reason"] == "ShrinkRefused"
     assert kube.objects[("PersistentVolumeClaim", "ns", "web-htdocs")]["spec"]["resources"]["requests"] == \
         {"storage": "2Gi"}
+
+
+class SlowKube(FakeKube):
+    """Creates that take a moment, counting how many run at once, per kind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = obj["kind"]
+        self.running[kind] = self.running.get(kind, 0) + 1
+        self.peak[kind] = max(self.peak.get(kind, 0), self.running[kind])
+        try:
+            await asyncio.sleep(0.02)  # the server's latency being modelled, not a synchronisation
+            return await super().create(obj)
+        finally:
+            self.running[kind] -= 1
+
+
+async def test_a_sites_children_are_created_at_once_and_services_a_few_at_a_time() -> None:
+    """One round trip per site, not one per child; Services capped (their ClusterIP allocations
+    retry each other on a real kube-apiserver), whatever the sites in flight."""
+    kube = SlowKube()
+    engine = await _engine(kube)
+    names = [f"web-{i}" for i in range(12)]
+    for i, name in enumerate(names):
+        body = site(name, uid=f"u{i}")
+        engine.observe("HttpdSite", "ADDED", body)
+        kube.objects[("HttpdSite", "ns", name)] = body
+        engine.kick(("ns", name))
+    await eventually(lambda: all(("Service", "ns", n) in kube.objects for n in names))
+    assert kube.peak["Service"] == CREATES_IN_FLIGHT["Service"] < len(names)
+    assert kube.peak["Deployment"] > CREATES_IN_FLIGHT["Service"]
+    # within a site: its claim, Deployment and Service were all asked for before any answered
+    first = [c for c in kube.calls if c[0] == "create" and c[2].startswith("web-0")]
+    assert {k for _, k, _ in first[:3]} == {"PersistentVolumeClaim", "Deployment", "Service"}
 
 
 async def test_a_refused_claim_change_is_reported_and_not_sent_again() -> None:

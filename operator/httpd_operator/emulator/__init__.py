@@ -39,8 +39,9 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import dsl, parsing, rendering
+from kmock._internal import dsl, rendering
 
+from httpd_operator.emulator import request_parse
 from httpd_operator.emulator.controllers import ControllerStandIns, Key
 from httpd_operator.emulator.patches import error, field_matches, json_patch, merge, now, selector_matches
 
@@ -73,17 +74,7 @@ def kubeconfig(url: str, namespace: str = "default") -> dict[str, Any]:
                                                           "namespace": namespace}}]}
 
 
-def _parse_path(path: str) -> parsing.ParsedPath:
-    """kmock's path parser, but `/api/v1/namespaces[/NAME]` names Namespace objects (kmock 0.8
-    fails on the former, which kopf lists when it serves given namespaces)."""
-    parts = path.strip("/").split("/")
-    if parts[:2] == ["api", "v1"] and parts[2:3] == ["namespaces"] and len(parts) <= 4:
-        return parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
-    return _kmock_parse_path(path)
-
-
-_kmock_parse_path = parsing.parse_path
-parsing.parse_path = _parse_path
+request_parse.install()  # kmock's request parsing, made cheap (see the module)
 
 
 def _fast_match(payload: dsl.Reaction, request: rendering.Request) -> bool:

@@ -7,6 +7,7 @@ the site wants has changed. A claim change the server refuses is reported and no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +40,23 @@ class Outcome:
         return f"{self.action} {self.kind} {self.name}" + (f" ({', '.join(self.fields)})" if self.fields else "")
 
 
+# Creates of these kinds at once, whatever the sites in flight. A Service's ClusterIP comes from one
+# range that kube-apiserver keeps in one etcd key, updated with optimistic concurrency: concurrent
+# creates retry each other (1,000 sites, 16 in flight: p50 0.8 s a Service, 0.015 s a claim).
+CREATES_IN_FLIGHT = {"Service": 4}
+
+
 class Applier:
     def __init__(self, kube: Kube, store: Store) -> None:
         self.kube, self.store = kube, store
+        self._gates = {kind: asyncio.Semaphore(n) for kind, n in CREATES_IN_FLIGHT.items()}
+
+    async def _create(self, want: dict[str, Any]) -> dict[str, Any]:
+        gate = self._gates.get(want["kind"])
+        if gate is None:
+            return await self.kube.create(want)
+        async with gate:
+            return await self.kube.create(want)
 
     async def apply(self, memory: SiteMemory, site: SiteSpec, want: dict[str, Any], wanted: Any = None) -> Outcome:
         """Create or patch one child. `wanted`: what the wanted state depends on (None: always diff)."""
@@ -53,7 +68,7 @@ class Applier:
         have = self.store.actual(*child)
         if have is None:
             try:
-                self.store.remember(await self.kube.create(want))
+                self.store.remember(await self._create(want))
                 if kind == "PersistentVolumeClaim":
                     memory.created_claim = meta["name"]
                 return Outcome("created", kind, meta["name"])
