@@ -23,10 +23,11 @@ from httpd_operator.connection import Cluster
 from httpd_operator.engine import Engine
 from httpd_operator.informer import Informer
 from httpd_operator.kinds import KIND, KINDS
-from httpd_operator.kube import ApiError, Kube, backoff, path
+from httpd_operator.kube import ApiError, Kube, path
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, ensure_peering_object
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from httpd_operator.retry import START_UP, Retries
 from httpd_operator.settings import Settings
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
@@ -176,13 +177,12 @@ def _served(namespace: str, namespaces: Sequence[str]) -> bool:
 
 async def _retried(call: Any, logger: Any) -> Any:
     """A start-up call, retried with backoff while the API errs (nothing can proceed without it)."""
-    attempt = 0
+    retries = Retries(START_UP)
     while True:
         try:
             return await call()
         except ApiError as exc:
-            attempt += 1
-            delay = backoff(attempt, exc)
+            delay = retries.failed(exc)
             logger.warning(f"{exc}; retrying in {delay:.1f}s")
             await asyncio.sleep(delay)  # backoff before the retry, not a synchronisation
 

@@ -34,14 +34,6 @@ VERSIONED = {k.name: (k.group, k.versions) for k in KINDS.values() if k.versione
 ADD_ONS = frozenset(k.name for k in KINDS.values() if k.add_on)
 
 
-def backoff(attempt: int, exc: BaseException | None = None, cap: float = 30.0, base: float = 0.5) -> float:
-    """Seconds to wait before retry number `attempt`: the server's Retry-After when it sent one,
-    else doubling from `base`, up to `cap` (every retry loop of the operator uses this)."""
-    if isinstance(exc, ApiError) and exc.retry_after:
-        return exc.retry_after
-    return min(cap, base * 2 ** min(attempt, 16))
-
-
 class ApiError(Exception):
     """A failed API call, with the HTTP status and the server's Status message."""
 

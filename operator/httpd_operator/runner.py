@@ -18,9 +18,10 @@ from httpd_operator.cli_errors import cause
 from httpd_operator.connection import Cluster
 from httpd_operator.engine import Engine
 from httpd_operator.handlers import build
-from httpd_operator.kube import ApiError, Kube, backoff, discover_versions
+from httpd_operator.kube import ApiError, Kube, discover_versions
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, own_identity
+from httpd_operator.retry import START_UP, Backoff
 from httpd_operator.settings import Settings
 
 
@@ -42,7 +43,7 @@ def run(settings: Settings, configuration: Cluster,
     return engine
 
 
-def wait_for_server(configuration: Cluster, stop: threading.Event, cap: float = 30.0,
+def wait_for_server(configuration: Cluster, stop: threading.Event, policy: Backoff = START_UP,
                     log: logging.Logger | None = None) -> bool:
     """Until the API server answers and serves HttpdSites, before kopf starts: one line per
     failed try, with the reason and the next delay (rather than a warning per watched kind).
@@ -61,8 +62,8 @@ def wait_for_server(configuration: Cluster, stop: threading.Event, cap: float = 
                        "(kubectl apply -f crds/httpdsites.yaml)")
             else:
                 why = cause(exc) if exc.status == 0 else f"{exc.status} {exc.message}"
-            delay = backoff(attempt, exc, cap=cap, base=1.0)
             attempt += 1
+            delay = policy.delay(attempt, exc)
             log.warning("cannot reach %s%s: %s; retrying in %.0f s (attempt %d)",
                         configuration.server, source, why, delay, attempt)
             stop.wait(delay)
