@@ -29,6 +29,7 @@ from httpd_operator.peering import Peering, ensure_peering_object
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from httpd_operator.retry import START_UP, Retries
 from httpd_operator.settings import Settings
+from httpd_operator.transport import kopf_login
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 RESUME_POLL = 1.0  # seconds between looks at the peering view, while peering
@@ -122,11 +123,11 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         await engine.kube.aclose()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.AiohttpSession:
         # kopf asks again after a 401: a rotated token file or an expired plugin token is read
-        # afresh (kopf refuses the credentials it has just seen rejected).
-        cluster.expire()
-        return cluster.connection_info()  # type: ignore[no-any-return]
+        # afresh (kopf refuses the credentials it has just seen rejected). The session is the
+        # operator's transport's: the same TLS (tls-server-name) and proxy as its own requests.
+        return await kopf_login(cluster)  # type: ignore[no-any-return]
 
     # The sites' events keep their store and kick them (and the sites sharing their volume).
     def site_event(type: str | None, raw: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from polling import wait_until
 
+from httpd_operator.kube import call_once
 from httpd_operator.settings import DEFAULT_IMAGE
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -224,8 +225,8 @@ def delete_site(namespace: str, name: str = "web") -> None:
 
 def evict(kube: Any, namespace: str, pod: str) -> None:
     """The Eviction API (policy/v1beta1 is what 1.20 serves; later servers still accept it)."""
-    kube._call("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
-               {"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
+    call_once(kube.cluster, "POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+              {"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
 
 
 def site_pods(namespace: str, name: str = "web") -> list[dict[str, Any]]:
