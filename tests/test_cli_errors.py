@@ -16,8 +16,7 @@ import sys
 import kmock
 import pytest
 import yaml
-from conftest import ROOT, Api
-from polling import eventually
+from support import ROOT, Api, eventually
 
 from httpd_operator.cli import parser
 

@@ -14,9 +14,7 @@ import http.server
 import json
 import os
 import pathlib
-import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support import certificates
 
 from httpd_operator import connection
 from httpd_operator.connection import Cluster, ConfigError, from_kubeconfig, in_cluster, load_cluster
@@ -319,13 +318,7 @@ def test_tls_settings() -> None:
 
 
 def self_signed(folder: pathlib.Path, name: str) -> tuple[str, str]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert.read_text(), key.read_text()
+    return tuple(path.read_text() for path in certificates.self_signed(folder, name))  # type: ignore[return-value]
 
 
 def test_inline_client_certificate_and_ca(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

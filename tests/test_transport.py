@@ -8,9 +8,7 @@ import asyncio
 import base64
 import contextlib
 import pathlib
-import shutil
 import ssl
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +16,8 @@ from typing import Any
 import aiohttp.web
 import pytest
 import yaml
-from conftest import CRD, ROOT, eventually, site
+from support import CRD, ROOT, eventually, site
+from support.certificates import self_signed
 
 from httpd_operator.connection import ConfigError, load_cluster
 from httpd_operator.emulator import ApiServer
@@ -89,17 +88,6 @@ def kubeconfig(server: str, ca: str | None = None, proxy: str | None = None, nam
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "ns"}}]}
 
 
-def certificate(folder: pathlib.Path, name: str) -> tuple[pathlib.Path, pathlib.Path]:
-    """A self-signed certificate for `name` only (not for 127.0.0.1, where it is served)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    cert, key = folder / "server.crt", folder / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 @contextlib.asynccontextmanager
 async def served_over_tls(server: ApiServer, cert: pathlib.Path, key: pathlib.Path) -> AsyncIterator[str]:
     """The emulator behind TLS (aiohttp's low-level server; kmock serves plain HTTP only)."""
@@ -165,7 +153,7 @@ class ConnectProxy:
 @pytest.fixture
 async def tls_api(tmp_path: pathlib.Path) -> AsyncIterator[tuple[ApiServer, str, str]]:
     """The emulator over TLS as "kube.test" on 127.0.0.1: (server, url, the CA's PEM)."""
-    cert, key = certificate(tmp_path, "kube.test")
+    cert, key = self_signed(tmp_path, "kube.test")
     server = ApiServer(controllers=True)
     server.load_builtin()
     server.register_crd(CRD)

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from polling import wait_until
+import support
+from support import wait_until
 
 from httpd_operator.kube import call_once
 from httpd_operator.settings import DEFAULT_IMAGE
@@ -193,8 +194,7 @@ def apply(obj: dict[str, Any]) -> None:
 
 def site(namespace: str, name: str = "web", **spec: Any) -> dict[str, Any]:
     """An HttpdSite of the image under test, applied."""
-    body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"image": IMAGE, **spec}}
+    body = support.site(name, namespace, **{"image": IMAGE, **spec})  # the image unless given
     apply(body)
     return body
 
