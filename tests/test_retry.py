@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from httpd_operator import retry
 from httpd_operator.kube import ApiError
-from httpd_operator.retry import Backoff, Retries
+from httpd_operator.retry import Backoff, Retries, retry_after
 
 
 def test_the_delay_doubles_from_the_base_up_to_the_cap() -> None:
@@ -45,3 +47,12 @@ def test_retries_count_failures_in_a_row_until_a_success() -> None:
 def test_each_loops_policy(policy: Backoff, first: list[float], last: float) -> None:
     assert [policy.delay(n) for n in (1, 2, 3)] == first
     assert policy.delay(100) == last
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    now = datetime.datetime(2026, 12, 2, 12, 0, 0, tzinfo=datetime.UTC)
+    assert retry_after("7", now) == 7.0 and retry_after("1.5", now) == 1.5
+    assert retry_after("Wed, 02 Dec 2026 12:00:30 GMT", now) == 30.0  # a proxy's date form
+    assert retry_after("Wed, 02 Dec 2026 11:00:00 GMT", now) == 0.0  # past: at once, not negative
+    assert retry_after(None, now) is None and retry_after("", now) is None
+    assert retry_after("soon", now) is None  # unreadable: the policy's own doubling

@@ -112,6 +112,7 @@ class ConnectProxy:
     def __init__(self, aliases: dict[str, str]) -> None:
         self.aliases = aliases
         self.targets: list[str] = []
+        self.heads: list[str] = []  # each CONNECT request's head, headers and all
         self.url = ""
         self._server: asyncio.Server | None = None
 
@@ -133,6 +134,7 @@ class ConnectProxy:
             writer.close()
             return
         self.targets.append(target)
+        self.heads.append(head)
         host, _, port = target.rpartition(":")
         up_reader, up_writer = await asyncio.open_connection(self.aliases.get(host, host), int(port))
         writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -231,6 +233,20 @@ async def test_the_operator_and_kopfs_peering_work_through_the_proxy(
         finally:
             await asyncio.to_thread(operator.stop)
     assert proxy.targets and set(proxy.targets) == {address}
+
+
+async def test_credentials_in_the_proxy_url_are_sent_to_the_proxy_only(
+        tls_api: tuple[ApiServer, str, str], tmp_path: pathlib.Path) -> None:
+    server, direct, ca = tls_api
+    url, address, aliases = behind_the_proxy(direct)
+    async with ConnectProxy(aliases) as proxy:
+        user = proxy.url.replace("http://", "http://alice:s3cret@")
+        cluster = load_cluster(str(_write(tmp_path, kubeconfig(url, ca, proxy=user, name="kube.test"))))
+        async with Kube(cluster, timeout=5) as kube:
+            assert await kube.list("Service", "ns") == []
+    basic = base64.b64encode(b"alice:s3cret").decode()
+    assert f"Proxy-Authorization: Basic {basic}" in proxy.heads[0].splitlines()
+    assert all("Proxy-Authorization" not in str(r.headers) for r in server._requests)  # not to the server
 
 
 def test_oneshot_opens_and_closes_a_client_around_its_work(tmp_path: pathlib.Path) -> None:

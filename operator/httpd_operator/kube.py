@@ -17,6 +17,7 @@ import aiohttp
 
 from httpd_operator.connection import Cluster, ConfigError, load_cluster
 from httpd_operator.kinds import KINDS, prefix
+from httpd_operator.retry import retry_after as after
 from httpd_operator.transport import USER_AGENT, Transport, unanswered
 
 T = TypeVar("T")
@@ -93,7 +94,7 @@ class Kube:
             if status == 401:
                 self.cluster.expire()  # a rotated token: the retry reads the new one
             message = data.get("message") if isinstance(data, dict) else None
-            raise ApiError(status, message or reason, float(retry_after) if retry_after else None)
+            raise ApiError(status, message or reason, after(retry_after))
         return data
 
     def _session(self, watch: bool = False) -> aiohttp.ClientSession:

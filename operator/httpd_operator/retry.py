@@ -7,6 +7,8 @@ once: doubling from `base` up to `cap`, and the server's Retry-After when it sen
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 from dataclasses import dataclass
 
 
@@ -23,6 +25,22 @@ class Backoff:
         if isinstance(retry_after, int | float) and retry_after > 0:
             return float(retry_after)
         return min(self.cap, self.base * 2.0 ** min(max(retry, 1) - 1, 32))
+
+
+def retry_after(header: str | None, now: datetime.datetime | None = None) -> float | None:
+    """A Retry-After header in seconds: a number (what kube-apiserver sends) or an HTTP date (what
+    a proxy in front of it may send); None when absent or unreadable (then the doubling rules)."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - (now or datetime.datetime.now(datetime.UTC))).total_seconds())
 
 
 @dataclass
