@@ -213,6 +213,16 @@ def test_an_unreachable_server_is_named_with_the_cause(tmp_path: pathlib.Path, c
     assert line == f"httpd-operator: cannot reach {server} (kubeconfig {kubeconfig}, context lab): Connection refused"
 
 
+def test_a_proxy_that_is_not_supported_is_named_with_its_kubeconfig(tmp_path: pathlib.Path) -> None:
+    kubeconfig, _ = unreachable_kubeconfig(tmp_path)
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["proxy-url"] = "socks5://proxy.example:1080"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    line = one_line(run("volumes", "list", "--kubeconfig", str(kubeconfig)), 3)
+    assert line == (f"httpd-operator: kubeconfig {kubeconfig}, context lab: proxy-url: a socks5 proxy is not "
+                    "supported (only http and https)")
+
+
 async def test_refused_credentials_exit_3(api: Api) -> None:
     api.server[lambda r: r.url.path.endswith("/persistentvolumeclaims")] << kmock.KubernetesError(
         status=401, reason="Unauthorized", message="Unauthorized")

@@ -59,8 +59,8 @@ def test_the_proxy_from_the_environment_as_kubectl_reads_it(server: str, env: di
 def test_the_kubeconfigs_proxy_url_wins_for_every_server() -> None:
     env = {"HTTPS_PROXY": "http://env:3128", "NO_PROXY": "*"}
     assert proxy_for("https://127.0.0.1:6443", "http://cfg:8080", env) == "http://cfg:8080"
-    with pytest.raises(ConfigError, match="socks5 proxy is not supported"):
-        proxy_for("https://k", "socks5://cfg:1080", env)
+    with pytest.raises(ConfigError, match="^kubeconfig k, context c: proxy-url: a socks5 proxy is not supported"):
+        proxy_for("https://k", "socks5://cfg:1080", env, source="kubeconfig k, context c")
     with pytest.raises(ConfigError, match=r"\$HTTPS_PROXY: a socks5 proxy"):
         proxy_for("https://k", None, {"HTTPS_PROXY": "socks5://env:1080"})
 

@@ -92,13 +92,14 @@ def _private_file(folder: str, name: str, text: str) -> str:
     return target
 
 
-def proxy_for(server: str, proxy_url: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+def proxy_for(server: str, proxy_url: str | None = None, environ: Mapping[str, str] | None = None,
+              source: str = "the kubeconfig") -> str | None:
     """The proxy to reach `server` through: the kubeconfig's proxy-url (for every request, as
     client-go), else HTTPS_PROXY or HTTP_PROXY by the server's scheme unless NO_PROXY exempts it
     (Go's rules: loopback is never proxied; `*`, names with their subdomains, `.sub` only, IPs,
-    CIDRs, `:port`). None: straight there."""
+    CIDRs, `:port`). None: straight there. `source` names the kubeconfig in errors."""
     if proxy_url:
-        return _checked(proxy_url, "the kubeconfig's proxy-url")
+        return _checked(proxy_url, f"{source}: proxy-url")
     env = os.environ if environ is None else environ
     url = urllib.parse.urlsplit(server)
     name = "HTTPS_PROXY" if url.scheme == "https" else "HTTP_PROXY"
@@ -188,7 +189,7 @@ class Transport:
 
     def __init__(self, cluster: Cluster, timeout: float = 30.0, pool: int = 32) -> None:
         self.cluster, self.timeout, self.pool = cluster, timeout, pool
-        self.proxy = proxy_for(cluster.server, cluster.proxy_url)
+        self.proxy = proxy_for(cluster.server, cluster.proxy_url, source=cluster.source or "the kubeconfig")
         self.closed = False
         self._tls: ssl.SSLContext | None = None
         self._tls_inputs: tuple[Any, ...] | None | bool = False  # False: not built yet
