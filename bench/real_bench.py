@@ -26,7 +26,7 @@ import uuid
 
 import yaml
 
-from httpd_operator.kube import ApiError, Kube, load_configuration
+from httpd_operator.kube import ApiError, call_once, load_configuration, path
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -64,13 +64,13 @@ def main() -> None:
     args = parser.parse_args()
     scratch = pathlib.Path(args.scratch)
     admin_config = scratch / "kubeconfig"
-    admin = Kube(load_configuration(str(admin_config)))
+    admin = load_configuration(str(admin_config))
     kubectl = pathlib.Path.home() / ".cache/httpd-operator/kubernetes-1.20.2/bin/kubectl"
     subprocess.run([str(kubectl), "--kubeconfig", str(admin_config), "apply", "-f", str(ROOT / "crds/httpdsites.yaml"),
                     "-f", str(ROOT / "manifests/base/namespace.yaml"), "-f", str(ROOT / "manifests/base/rbac.yaml")],
                    check=True, capture_output=True)
-    sa = admin._call("GET", "/api/v1/namespaces/httpd-operator/serviceaccounts/httpd-operator")
-    secret = admin._call("GET", f"/api/v1/namespaces/httpd-operator/secrets/{sa['secrets'][0]['name']}")
+    sa = call_once(admin, "GET", "/api/v1/namespaces/httpd-operator/serviceaccounts/httpd-operator")
+    secret = call_once(admin, "GET", f"/api/v1/namespaces/httpd-operator/secrets/{sa['secrets'][0]['name']}")
     token = base64.b64decode(secret["data"]["token"]).decode()
     config = yaml.safe_load(admin_config.read_text())
     config["users"] = [{"name": "operator", "user": {"token": token}}]
@@ -78,7 +78,7 @@ def main() -> None:
     folder = pathlib.Path(tempfile.mkdtemp())
     (folder / "kubeconfig").write_text(yaml.safe_dump(config))
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    admin._call("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    call_once(admin, "POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
     log = scratch / "audit.log"
     mark = log.stat().st_size
     operator = subprocess.Popen([sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig",
@@ -88,11 +88,11 @@ def main() -> None:
         time.sleep(2)  # let the operator list and watch before the clock starts (not a synchronisation)
         started = time.monotonic()
         for i in range(args.sites):
-            admin._call("POST", f"/apis/httpd.dev/v1alpha1/namespaces/{namespace}/httpdsites",
-                        {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
-                         "metadata": {"name": f"site-{i:04d}"}, "spec": {"replicas": 1 + i % 3}})
+            call_once(admin, "POST", path("HttpdSite", namespace),
+                      {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
+                       "metadata": {"name": f"site-{i:04d}"}, "spec": {"replicas": 1 + i % 3}})
         while True:
-            items = admin._call("GET", f"/apis/httpd.dev/v1alpha1/namespaces/{namespace}/httpdsites")["items"]
+            items = call_once(admin, "GET", path("HttpdSite", namespace))["items"]
             done = sum(1 for s in items if settled(s))
             if done == args.sites:
                 break
@@ -109,12 +109,12 @@ def main() -> None:
     finally:
         operator.terminate()
         operator.wait(30)
-        admin._call("DELETE", f"/api/v1/namespaces/{namespace}")
+        call_once(admin, "DELETE", f"/api/v1/namespaces/{namespace}")
         # Gone before the next run starts: an operator would otherwise meet this one's teardown.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
-                admin._call("GET", f"/api/v1/namespaces/{namespace}")
+                call_once(admin, "GET", f"/api/v1/namespaces/{namespace}")
             except ApiError as exc:
                 if exc.status == 404:
                     break

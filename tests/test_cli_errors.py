@@ -16,8 +16,7 @@ import sys
 import kmock
 import pytest
 import yaml
-from conftest import ROOT, Api
-from polling import eventually
+from support import ROOT, Api, eventually
 
 from httpd_operator.cli import parser
 
@@ -212,6 +211,16 @@ def test_an_unreachable_server_is_named_with_the_cause(tmp_path: pathlib.Path, c
     kubeconfig, server = unreachable_kubeconfig(tmp_path)
     line = one_line(run(*command, "--kubeconfig", str(kubeconfig)), 3)
     assert line == f"httpd-operator: cannot reach {server} (kubeconfig {kubeconfig}, context lab): Connection refused"
+
+
+def test_a_proxy_that_is_not_supported_is_named_with_its_kubeconfig(tmp_path: pathlib.Path) -> None:
+    kubeconfig, _ = unreachable_kubeconfig(tmp_path)
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["proxy-url"] = "socks5://proxy.example:1080"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    line = one_line(run("volumes", "list", "--kubeconfig", str(kubeconfig)), 3)
+    assert line == (f"httpd-operator: kubeconfig {kubeconfig}, context lab: proxy-url: a socks5 proxy is not "
+                    "supported (only http and https)")
 
 
 async def test_refused_credentials_exit_3(api: Api) -> None:

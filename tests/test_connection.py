@@ -14,9 +14,7 @@ import http.server
 import json
 import os
 import pathlib
-import shutil
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,10 +25,12 @@ from typing import Any
 
 import pytest
 import yaml
+from support import certificates
 
 from httpd_operator import connection
 from httpd_operator.connection import Cluster, ConfigError, from_kubeconfig, in_cluster, load_cluster
 from httpd_operator.kube import ApiError, Kube
+from httpd_operator.transport import Transport, tls_context
 
 
 def b64(text: str) -> str:
@@ -176,34 +176,40 @@ def exec_spec(script: pathlib.Path) -> dict[str, Any]:
             "args": ["token", "--cluster", "prod"], "env": [{"name": "PLUGIN_REGION", "value": "eu-1"}]}
 
 
-def test_an_exec_plugin_token_is_cached_until_expired(tmp_path: pathlib.Path) -> None:
+async def authorized(cluster: Cluster) -> str | None:
+    """What the client sends: the plugin's token renewed if due, then the header."""
+    await cluster.refresh()
+    return cluster.authorization()
+
+
+async def test_an_exec_plugin_token_is_cached_until_expired(tmp_path: pathlib.Path) -> None:
     script, runs = plugin(tmp_path)
     conf = kubeconfig(tmp_path / "config", users={"u": {"exec": exec_spec(script)}})
     cluster = load_cluster(str(conf))
-    assert cluster.authorization() == "Bearer t-1"
-    assert cluster.authorization() == "Bearer t-1"
+    assert await authorized(cluster) == "Bearer t-1"
+    assert await authorized(cluster) == "Bearer t-1"
     assert runs.read_text() == "1"
     assert json.loads((tmp_path / "seen").read_text()) == ["eu-1", ["token", "--cluster", "prod"]]
     cluster.expire()
-    assert cluster.authorization() == "Bearer t-2"
+    assert await authorized(cluster) == "Bearer t-2"
 
 
-def test_an_exec_token_is_renewed_before_its_expiration(tmp_path: pathlib.Path, clock: list[float]) -> None:
+async def test_an_exec_token_is_renewed_before_its_expiration(tmp_path: pathlib.Path, clock: list[float]) -> None:
     script, _ = plugin(tmp_path, lifetime=120)
     cluster = Cluster(server="https://k", exec_plugin=exec_spec(script))
-    assert cluster.authorization() == "Bearer t-1"
+    assert await authorized(cluster) == "Bearer t-1"
     clock[0] += 60
-    assert cluster.authorization() == "Bearer t-1"
+    assert await authorized(cluster) == "Bearer t-1"
     clock[0] += 60  # at expiry (renewed some seconds earlier)
-    assert cluster.authorization() == "Bearer t-2"
+    assert await authorized(cluster) == "Bearer t-2"
 
 
-def test_a_failing_exec_plugin_is_a_config_error_naming_it(tmp_path: pathlib.Path) -> None:
+async def test_a_failing_exec_plugin_is_a_config_error_naming_it(tmp_path: pathlib.Path) -> None:
     script, _ = plugin(tmp_path, exit_code=1)
     with pytest.raises(ConfigError, match="get-token"):
-        Cluster(server="https://k", exec_plugin=exec_spec(script)).authorization()
+        await authorized(Cluster(server="https://k", exec_plugin=exec_spec(script)))
     with pytest.raises(ConfigError, match="no-such-plugin"):
-        Cluster(server="https://k", exec_plugin={"command": "no-such-plugin"}).authorization()
+        await authorized(Cluster(server="https://k", exec_plugin={"command": "no-such-plugin"}))
 
 
 # 4. in the cluster
@@ -270,17 +276,17 @@ def server() -> Iterator[tuple[str, list[tuple[str, str, str]]]]:
     httpd.server_close()
 
 
-def test_a_401_makes_the_next_call_read_the_rotated_token(
+async def test_a_401_makes_the_next_call_read_the_rotated_token(
         tmp_path: pathlib.Path, server: tuple[str, list[tuple[str, str, str]]]) -> None:
     url, seen = server
     token = tmp_path / "token"
     token.write_text("stale")
-    kube = Kube(Cluster(server=url, token_file=str(token)), timeout=5)
-    with pytest.raises(ApiError) as exc:
-        kube._call("GET", "/api/v1/pods")
-    assert (exc.value.status, exc.value.message) == (401, "nope")
-    token.write_text("good")  # well within TOKEN_TTL: only the 401 makes it re-read
-    assert kube._call("GET", "/api/v1/pods") == {"kind": "PodList", "items": []}
+    async with Kube(Cluster(server=url, token_file=str(token)), timeout=5) as kube:
+        with pytest.raises(ApiError) as exc:
+            await kube.call("GET", "/api/v1/pods")
+        assert (exc.value.status, exc.value.message) == (401, "nope")
+        token.write_text("good")  # well within TOKEN_TTL: only the 401 makes it re-read
+        assert await kube.call("GET", "/api/v1/pods") == {"kind": "PodList", "items": []}
     assert [auth for _, auth, _ in seen] == ["Bearer stale", "Bearer good"]
     assert all(agent.startswith("httpd-operator/") for _, _, agent in seen)
 
@@ -304,21 +310,15 @@ async def test_async_call_sends_the_token_and_encodes_the_query(
 # 6. TLS
 
 def test_tls_settings() -> None:
-    assert Cluster(server="http://127.0.0.1:8080").ssl_context() is None
-    strict = Cluster(server="https://k").ssl_context()
+    assert tls_context(Cluster(server="http://127.0.0.1:8080")) is None
+    strict = tls_context(Cluster(server="https://k"))
     assert strict is not None and strict.check_hostname and strict.verify_mode == ssl.CERT_REQUIRED
-    loose = Cluster(server="https://k", insecure=True).ssl_context()
+    loose = tls_context(Cluster(server="https://k", insecure=True))
     assert loose is not None and not loose.check_hostname and loose.verify_mode == ssl.CERT_NONE
 
 
 def self_signed(folder: pathlib.Path, name: str) -> tuple[str, str]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert.read_text(), key.read_text()
+    return tuple(path.read_text() for path in certificates.self_signed(folder, name))  # type: ignore[return-value]
 
 
 def test_inline_client_certificate_and_ca(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,11 +327,11 @@ def test_inline_client_certificate_and_ca(tmp_path: pathlib.Path, monkeypatch: p
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    context = Cluster(server="https://k", ca_data=cert, cert_data=cert, key_data=key).ssl_context()
+    context = tls_context(Cluster(server="https://k", ca_data=cert, cert_data=cert, key_data=key))
     assert context is not None
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "client"),),)]
     with pytest.raises(ssl.SSLError):  # the key really is loaded: a wrong one is refused
-        Cluster(server="https://k", insecure=True, cert_data=cert, key_data=other_key).ssl_context()
+        tls_context(Cluster(server="https://k", insecure=True, cert_data=cert, key_data=other_key))
     assert list(scratch.iterdir()) == []  # the private key did not stay on disk
 
 
@@ -342,18 +342,18 @@ def test_the_tls_context_is_rebuilt_when_its_certificate_changes(tmp_path: pathl
     cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
     cert_file.write_text(cert)
     key_file.write_text(key)
-    kube = Kube(Cluster(server="https://k", insecure=True, cert_file=str(cert_file), key_file=str(key_file)))
-    first = kube._tls()
-    assert kube._tls() is first  # nothing changed: the same context
+    transport = Transport(Cluster(server="https://k", insecure=True, cert_file=str(cert_file), key_file=str(key_file)))
+    first = transport.tls()
+    assert transport.tls() is first  # nothing changed: the same context
     cert, key = self_signed(tmp_path, "rotated")
     cert_file.write_text(cert)
     key_file.write_text(key)
     os.utime(cert_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime, however coarse the clock
-    assert kube._tls() is not first
-    kube.cluster.cert_data, kube.cluster.cert_file = cert, None  # an exec plugin's certificate instead
-    kube.cluster.key_data, kube.cluster.key_file = key, None
-    second = kube._tls()
-    assert second is not first and kube._tls() is second
+    assert transport.tls() is not first
+    transport.cluster.cert_data, transport.cluster.cert_file = cert, None  # an exec plugin's certificate instead
+    transport.cluster.key_data, transport.cluster.key_file = key, None
+    second = transport.tls()
+    assert second is not first and transport.tls() is second
 
 
 async def test_an_exec_plugin_runs_beside_the_event_loop_not_on_it(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
-from conftest import SERVICE_MONITOR_CRD, Api, eventually, site
+from support import SERVICE_MONITOR_CRD, Api, eventually, site
 
 from httpd_operator.render.backup import backup_labels
 from httpd_operator.render.config import ANNOTATION_CHECKSUM

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import pytest
+from support import site
 
 from httpd_operator.diff import is_subset, merge_patch
 from httpd_operator.errors import SpecError
@@ -51,8 +53,7 @@ def test_bad_quantities(text: object) -> None:
         parse_quantity(text)  # type: ignore[arg-type]
 
 
-def _site(**spec: object) -> dict:
-    return {"metadata": {"name": "web", "namespace": "ns", "uid": "u", "generation": 2}, "spec": spec}
+_site = functools.partial(site, uid="u", generation=2)
 
 
 def test_status_moves_from_pending_to_progressing_to_ready() -> None:

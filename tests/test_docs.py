@@ -19,8 +19,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import yaml
-from conftest import ROOT, Api
-from polling import eventually
+from support import ROOT, Api, eventually
 
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from polling import eventually
+import support
+from support import eventually
 
 from httpd_operator.engine import Engine
 from httpd_operator.engine.apply import CREATES_IN_FLIGHT, Applier
@@ -96,11 +98,7 @@ class FakeKube:
         return body
 
 
-def site(name: str = "web", uid: str = "u1", generation: int = 1, rv: int = 1, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
-            "metadata": {"name": name, "namespace": "ns", "uid": uid, "generation": generation,
-                         "resourceVersion": str(rv)},
-            "spec": spec}
+site = functools.partial(support.site, uid="u1", generation=1, resource_version="1")
 
 
 # -- the queue ---------------------------------------------------------------------------------------
@@ -339,8 +337,8 @@ async def test_a_refusal_is_remembered_for_that_uid_only() -> None:
     await engine.reconcile("ns", "web")  # the same generation: not sent again
     assert len([c for c in kube.calls if c[:2] == ("create", "Deployment")]) == creates
     # Deleted (its deletion unseen) and created again under the same name: a new uid, generation 1.
-    engine.observe("HttpdSite", "ADDED", site(uid="u2", rv=100))
-    kube.objects[("HttpdSite", "ns", "web")] = site(uid="u2", rv=100)
+    engine.observe("HttpdSite", "ADDED", site(uid="u2", resource_version="100"))
+    kube.objects[("HttpdSite", "ns", "web")] = site(uid="u2", resource_version="100")
     await engine.reconcile("ns", "web")
     assert ("Deployment", "ns", "web") in kube.objects
     assert len(engine.memories) == 1

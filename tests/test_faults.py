@@ -12,7 +12,7 @@ from typing import Any
 
 import kmock
 import pytest
-from conftest import SITES, Api, eventually, site
+from support import SITES, Api, eventually, site
 
 from httpd_operator.settings import Settings
 

@@ -7,7 +7,7 @@ import socket
 import urllib.request
 
 import yaml
-from conftest import ROOT, Api, eventually, site
+from support import ROOT, Api, eventually, site
 
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings

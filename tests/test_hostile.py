@@ -31,7 +31,7 @@ import kmock
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CRD, SITES, Api, eventually, site
+from support import CRD, SITES, Api, eventually, site
 
 from httpd_operator.diff import is_subset
 from httpd_operator.errors import SpecError

@@ -16,8 +16,7 @@ from typing import Any
 
 import kmock
 import pytest
-from conftest import Api
-from polling import eventually
+from support import Api, eventually
 
 from httpd_operator.connection import Cluster
 from httpd_operator.informer import Informer

@@ -9,7 +9,7 @@ configuration by design: it lands whole in a file of its own, never inside an op
 
 from __future__ import annotations
 
-import copy
+import functools
 import pathlib
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +17,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from support import site
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
@@ -42,9 +43,7 @@ HOSTILE = [
 DEPLOYMENT_POD = "Deployment:spec.template.spec"
 
 
-def body(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
-            "metadata": {"name": "web", "namespace": "ns", "uid": "uid-web"}, "spec": copy.deepcopy(spec)}
+body = functools.partial(site, uid="uid-web")
 
 
 def walk(value: Any, path: str) -> Iterator[tuple[str, Any, bool]]:

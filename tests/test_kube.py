@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -32,23 +32,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def kube() -> Iterator[Kube]:
+async def kube() -> AsyncIterator[Kube]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Kube(Cluster(server=f"http://127.0.0.1:{server.server_address[1]}"), timeout=5)
+    async with Kube(Cluster(server=f"http://127.0.0.1:{server.server_address[1]}"), timeout=5) as kube:
+        yield kube
     server.shutdown()
     server.server_close()
 
 
-def test_a_plain_text_404_is_an_api_error(kube: Kube) -> None:
+async def test_a_plain_text_404_is_an_api_error(kube: Kube) -> None:
     with pytest.raises(ApiError) as exc:
-        kube._call("GET", "/apis/monitoring.coreos.com/v1")
+        await kube.call("GET", "/apis/monitoring.coreos.com/v1")
     assert exc.value.status == 404
 
 
-def test_discovery_skips_add_ons_the_cluster_lacks(kube: Kube) -> None:
-    found = dict(discover_versions(kube))
+async def test_discovery_skips_add_ons_the_cluster_lacks(kube: Kube) -> None:
+    found = dict(await discover_versions(kube))
     assert found["PodDisruptionBudget"] == "policy/v1"
     assert "ServiceMonitor" not in found
     assert found["CronJob"] == "batch/v1"  # nothing served: today's version, as before discovery

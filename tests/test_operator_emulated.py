@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import SITES, Api, eventually, site
+from support import SITES, Api, eventually, site
 
 CLAIMS = "v1/persistentvolumeclaims"
 DEPLOYMENTS = "apps/v1/deployments"

@@ -7,7 +7,7 @@ from typing import Any
 
 import kmock
 import yaml
-from conftest import ROOT, SERVICE_MONITOR_CRD, Api, eventually, site
+from support import ROOT, SERVICE_MONITOR_CRD, Api, eventually, site
 
 from httpd_operator.kinds import KINDS
 from httpd_operator.render.backup import backup_labels

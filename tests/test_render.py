@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
+from support import site
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
 from httpd_operator.settings import DEFAULT_IMAGE, Settings
 from httpd_operator.spec import parse_site
 
-
-def body(name: str = "web", **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns", "uid": "uid-1", "generation": 3}, "spec": spec}
+body = functools.partial(site, uid="uid-1", generation=3)
 
 
 def objects(name: str = "web", settings: Settings | None = None, **spec: Any) -> dict[str, dict[str, Any]]:

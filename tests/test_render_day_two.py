@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import kubernetes_validate
 import pytest
+from support import site
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
@@ -18,9 +20,7 @@ from httpd_operator.spec import parse_site
 CPU = {"requests": {"cpu": "100m"}}
 
 
-def body(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite",
-            "metadata": {"name": "web", "namespace": "ns", "uid": "uid-web", "generation": 1}, "spec": spec}
+body = functools.partial(site, uid="uid-web", generation=1)
 
 
 def objects(settings: Settings = Settings(), **spec: Any) -> dict[str, dict[str, Any]]:  # noqa: B008

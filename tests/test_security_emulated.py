@@ -4,7 +4,7 @@ switch."""
 
 from __future__ import annotations
 
-from conftest import Api, eventually, site
+from support import Api, eventually, site
 
 from httpd_operator.settings import Settings
 

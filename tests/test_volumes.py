@@ -7,6 +7,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import support
 
 from httpd_operator.errors import SpecError
 from httpd_operator.render import render_body
@@ -17,7 +18,7 @@ ALLOW = Settings(allowed_host_paths=("/srv/www",))
 
 
 def site(name: str = "web", **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"}, "spec": spec}
+    return support.site(name, uid=f"uid-{name}", **spec)
 
 
 def render(volume: dict[str, Any], settings: Settings = ALLOW, others: dict[str, Any] | None = None,

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 
-from conftest import SITES, Api, eventually, site
+from support import SITES, Api, eventually, site
 
 from httpd_operator.settings import Settings
 

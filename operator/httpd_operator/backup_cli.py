@@ -8,18 +8,18 @@ import datetime
 import sys
 
 from httpd_operator.connection import Cluster
-from httpd_operator.kube import ApiError, Kube, discover_versions, path
+from httpd_operator.kube import Kube, discover_versions, oneshot
 
 
 def backup_now(configuration: Cluster, namespace: str, site: str,
                now: datetime.datetime | None = None) -> int:
-    kube = Kube(configuration)
-    version = dict(discover_versions(kube))["CronJob"]
-    try:
-        cron = kube._call("GET", path("CronJob", namespace, site, api_version=version))
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
+    return oneshot(configuration, lambda kube: _backup_now(kube, namespace, site, now))
+
+
+async def _backup_now(kube: Kube, namespace: str, site: str, now: datetime.datetime | None) -> int:
+    version = dict(await discover_versions(kube))["CronJob"]
+    cron = await kube.get("CronJob", namespace, site, api_version=version)
+    if cron is None:
         print(f"site {namespace}/{site} has no backup CronJob: set spec.backup.target.claimName first",
               file=sys.stderr)
         return 1
@@ -38,7 +38,7 @@ def backup_now(configuration: Cluster, namespace: str, site: str,
         },
         "spec": template["spec"],
     }
-    created = kube._call("POST", path("Job", namespace), body=job)
+    created = await kube.create(job)
     name = created["metadata"]["name"]
     print(f"job.batch/{name} created; follow it with: kubectl -n {namespace} logs -f job/{name}")
     return 0

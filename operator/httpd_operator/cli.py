@@ -8,7 +8,6 @@ import logging
 import os
 import pathlib
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -110,7 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the operator logs in by itself (connection.py), so the long-running process is spared its
     # 22 MiB of generated models. Nothing below needs it.
     sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
-    from httpd_operator.runner import run, stopped_by_signals, wait_for_server
+    from httpd_operator.kube import oneshot
+    from httpd_operator.runner import reachable, run
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -118,11 +118,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = [] if args.all_namespaces else args.namespace
     settings, cluster = settings_from(args), _cluster(args)
-    stop = threading.Event()
-    with stopped_by_signals(stop):
-        if not wait_for_server(cluster, stop):
-            logging.getLogger("httpd_operator.runner").info("stopped before the API server answered")
-            return OK
+    if not oneshot(cluster, reachable, timeout=10.0):
+        logging.getLogger("httpd_operator.runner").info("stopped before the API server answered")
+        return OK
     run(settings, cluster, namespaces,
         liveness=args.liveness, peering=args.peering, priority=args.priority, metrics_port=args.metrics_port)
     return OK

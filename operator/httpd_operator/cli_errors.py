@@ -25,12 +25,7 @@ class UserError(Exception):
 
 def cause(exc: ApiError) -> str:
     """The reason of a failed call without the transport's wrapping, e.g. "Connection refused"."""
-    message = exc.message
-    match = re.search(r"<urlopen error (.*)>$", message)
-    if match:
-        message = match.group(1)
-    message = re.sub(r"^\[Errno -?\d+\] ", "", message)
-    return message.removeprefix("URLError: ").removeprefix("TimeoutError: ") or "no answer"
+    return re.sub(r"^\[Errno -?\d+\] ", "", exc.message) or "no answer"
 
 
 def from_api_error(exc: ApiError, cluster: Cluster | None) -> UserError:

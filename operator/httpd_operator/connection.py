@@ -3,8 +3,9 @@
 Read here rather than with the `kubernetes` package: the long-running operator never imports it
 (22 MiB of generated models that it does not use; see `cli.py`). Supported: tokens (inline, file,
 service account; files re-read as the kubelet rotates them), client certificates (files or
-inline data), basic auth, CA files or data, insecure-skip-tls-verify, and exec credential plugins
-(EKS, GKE, OIDC helpers) whose token is cached until it expires.
+inline data), basic auth, CA files or data, insecure-skip-tls-verify, tls-server-name, proxy-url,
+and exec credential plugins (EKS, GKE, OIDC helpers) whose token is cached until it expires. What
+is read here becomes connections in `transport.py`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import datetime
 import json
 import os
 import pathlib
-import ssl
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,14 +48,19 @@ class Cluster:
     password: str | None = None
     exec_plugin: dict[str, Any] | None = None
     namespace: str | None = None
+    tls_server_name: str | None = None  # the name the server's certificate is checked against
+    proxy_url: str | None = None  # the kubeconfig's proxy-url (transport.py: else the environment's)
     source: str = ""  # where this came from (the kubeconfig and context), for error messages
     _cached: tuple[str | None, float] = field(default=(None, 0.0), repr=False)
 
     def authorization(self) -> str | None:
-        """The Authorization header now (token files and exec plugins refreshed when due)."""
-        if self.token_file or self.exec_plugin:
-            if time.monotonic() >= self._cached[1]:  # (a plugin may answer with a certificate only)
-                self._cached = self._fresh_token()
+        """The Authorization header now: a token file re-read when due; an exec plugin's token as
+        `refresh` last renewed it (the client awaits `refresh` before every request)."""
+        if self.token_file:
+            if time.monotonic() >= self._cached[1]:
+                self._cached = pathlib.Path(self.token_file).read_text().strip(), time.monotonic() + TOKEN_TTL
+            return f"Bearer {self._cached[0]}" if self._cached[0] else None
+        if self.exec_plugin:  # (a plugin may answer with a certificate only)
             return f"Bearer {self._cached[0]}" if self._cached[0] else None
         if self.token:
             return f"Bearer {self.token}"
@@ -74,12 +77,7 @@ class Cluster:
         """Renew a due exec-plugin token without blocking the event loop (`aws eks get-token` may
         take seconds: every watch and reconcile would wait); `authorization` then finds it fresh."""
         if self.exec_plugin and not self.token_file and time.monotonic() >= self._cached[1]:
-            self._cached = self._from_status(await run_exec_plugin_async(self.exec_plugin))
-
-    def _fresh_token(self) -> tuple[str | None, float]:
-        if self.token_file:
-            return pathlib.Path(self.token_file).read_text().strip(), time.monotonic() + TOKEN_TTL
-        return self._from_status(run_exec_plugin(self.exec_plugin or {}))
+            self._cached = self._from_status(await run_exec_plugin(self.exec_plugin))
 
     def _from_status(self, status: dict[str, Any]) -> tuple[str | None, float]:
         """The token of an ExecCredential status and until when it holds (its certificate kept)."""
@@ -91,67 +89,12 @@ class Cluster:
             until = time.monotonic() + (expires - datetime.datetime.now(datetime.UTC)).total_seconds() - 10
         return status.get("token"), until
 
-    def tls_inputs(self) -> tuple[Any, ...] | None:
-        """What the TLS context is built from, files by their modification time: when it changes
-        (a certificate an exec plugin or cert-manager rotated), the context must be rebuilt."""
-        if not self.server.startswith("https:"):
-            return None
-        self.authorization()  # an exec plugin may answer with a (new) client certificate
 
-        def stamp(name: str | None) -> float | None:
-            try:
-                return os.stat(name).st_mtime_ns if name else None
-            except OSError:
-                return None
-
-        return (self.ca_file, stamp(self.ca_file), self.ca_data, self.insecure, self.cert_file,
-                stamp(self.cert_file), self.key_file, stamp(self.key_file), self.cert_data, self.key_data)
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """TLS settings for https servers (None for plain http, e.g. the emulator)."""
-        if not self.server.startswith("https:"):
-            return None
-        self.authorization()  # an exec plugin may answer with a client certificate
-        context = ssl.create_default_context(cafile=self.ca_file, cadata=self.ca_data)
-        if self.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.cert_file or self.cert_data:
-            with tempfile.TemporaryDirectory() as folder:  # ssl loads certificates from files only
-                cert = self.cert_file or _private_file(folder, "cert.pem", self.cert_data or "")
-                key = self.key_file or (_private_file(folder, "key.pem", self.key_data) if self.key_data else None)
-                context.load_cert_chain(cert, key)
-        return context
-
-    def connection_info(self) -> Any:
-        """The same credentials for kopf's own watches and events."""
-        import kopf  # the operator's side only: CLI tools never load kopf
-
-        scheme, _, token = (self.authorization() or "").partition(" ")
-        return kopf.ConnectionInfo(
-            server=self.server, ca_path=self.ca_file, ca_data=self.ca_data, insecure=self.insecure or None,
-            scheme="Bearer" if scheme == "Bearer" else None, token=token if scheme == "Bearer" else None,
-            username=self.username, password=self.password,
-            certificate_path=self.cert_file, certificate_data=self.cert_data,
-            private_key_path=self.key_file, private_key_data=self.key_data,
-            default_namespace=self.namespace or "default")
-
-
-def _private_file(folder: str, name: str, text: str) -> str:
-    target = pathlib.Path(folder) / name
-    target.touch(mode=0o600)
-    target.write_text(text)
-    return str(target)
-
-
-def _plugin_command(spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+async def run_exec_plugin(spec: dict[str, Any]) -> dict[str, Any]:
+    """An exec credential plugin's answer (client.authentication.k8s.io ExecCredential status), from
+    a subprocess of the event loop: `aws eks get-token` may take seconds, and the loop keeps running."""
     env = {**os.environ, **{e["name"]: e["value"] for e in spec.get("env") or []}}
-    return [spec.get("command", ""), *(spec.get("args") or [])], env
-
-
-async def run_exec_plugin_async(spec: dict[str, Any]) -> dict[str, Any]:
-    """The same as `run_exec_plugin`, as a subprocess of the event loop (it keeps running)."""
-    command, env = _plugin_command(spec)
+    command = [spec.get("command", ""), *(spec.get("args") or [])]
     try:
         process = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE,
                                                        stderr=asyncio.subprocess.PIPE)
@@ -165,16 +108,6 @@ async def run_exec_plugin_async(spec: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"exit status {process.returncode}: {err.decode(errors='replace').strip()}")
         return json.loads(out).get("status") or {}
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"exec credential plugin {command[0]!r} failed: {exc}") from None
-
-
-def run_exec_plugin(spec: dict[str, Any]) -> dict[str, Any]:
-    """An exec credential plugin's answer (client.authentication.k8s.io ExecCredential status)."""
-    command, env = _plugin_command(spec)
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True)
-        return json.loads(done.stdout).get("status") or {}
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
         raise ConfigError(f"exec credential plugin {command[0]!r} failed: {exc}") from None
 
 
@@ -246,7 +179,8 @@ def _cluster(configs: list[tuple[pathlib.Path, dict[str, Any]]], context: str, s
         token=user.get("token") or (provider.get("config") or {}).get("id-token"),
         token_file=_file(user, "tokenFile", user_base),
         username=user.get("username"), password=user.get("password"), exec_plugin=user.get("exec"),
-        namespace=ctx.get("namespace"), source=source)
+        namespace=ctx.get("namespace"), tls_server_name=cluster.get("tls-server-name"),
+        proxy_url=cluster.get("proxy-url"), source=source)
 
 
 def in_cluster() -> Cluster:

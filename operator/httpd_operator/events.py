@@ -13,7 +13,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from httpd_operator.kube import ApiError, Kube, backoff, path
+from httpd_operator.kube import ApiError, Kube, path
+from httpd_operator.retry import EVENT
 
 logger = logging.getLogger("httpd_operator.events")
 COMPONENT = "httpd-operator"
@@ -69,7 +70,7 @@ class Events:
                     logger.warning("event %s for %s/%s not posted: %s", body["reason"],
                                    body["metadata"]["namespace"], body["involvedObject"]["name"], exc)
                     return
-                await asyncio.sleep(backoff(attempt, exc))  # not a synchronisation
+                await asyncio.sleep(EVENT.delay(attempt + 1, exc))  # not a synchronisation
 
     async def close(self) -> None:
         """Let the events under way finish (briefly), at shutdown."""

@@ -23,11 +23,13 @@ from httpd_operator.connection import Cluster
 from httpd_operator.engine import Engine
 from httpd_operator.informer import Informer
 from httpd_operator.kinds import KIND, KINDS
-from httpd_operator.kube import ApiError, Kube, backoff, path
+from httpd_operator.kube import ApiError, Kube, path
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, ensure_peering_object
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from httpd_operator.retry import START_UP, Retries
 from httpd_operator.settings import Settings
+from httpd_operator.transport import kopf_login
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 RESUME_POLL = 1.0  # seconds between looks at the peering view, while peering
@@ -121,11 +123,11 @@ def build(settings: Settings, cluster: Cluster, debounce: float = 0.1, metrics: 
         await engine.kube.aclose()
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(**_: Any) -> kopf.AiohttpSession:
         # kopf asks again after a 401: a rotated token file or an expired plugin token is read
-        # afresh (kopf refuses the credentials it has just seen rejected).
-        cluster.expire()
-        return cluster.connection_info()  # type: ignore[no-any-return]
+        # afresh (kopf refuses the credentials it has just seen rejected). The session is the
+        # operator's transport's: the same TLS (tls-server-name) and proxy as its own requests.
+        return await kopf_login(cluster)  # type: ignore[no-any-return]
 
     # The sites' events keep their store and kick them (and the sites sharing their volume).
     def site_event(type: str | None, raw: dict[str, Any]) -> None:
@@ -176,13 +178,12 @@ def _served(namespace: str, namespaces: Sequence[str]) -> bool:
 
 async def _retried(call: Any, logger: Any) -> Any:
     """A start-up call, retried with backoff while the API errs (nothing can proceed without it)."""
-    attempt = 0
+    retries = Retries(START_UP)
     while True:
         try:
             return await call()
         except ApiError as exc:
-            attempt += 1
-            delay = backoff(attempt, exc)
+            delay = retries.failed(exc)
             logger.warning(f"{exc}; retrying in {delay:.1f}s")
             await asyncio.sleep(delay)  # backoff before the retry, not a synchronisation
 

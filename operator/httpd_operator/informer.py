@@ -22,7 +22,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from httpd_operator.kube import ApiError, Kube, backoff
+from httpd_operator.kube import ApiError, Kube
+from httpd_operator.retry import QUICK_END, RELIST
 
 logger = logging.getLogger("httpd_operator.informer")
 Callback = Callable[[str | None, dict[str, Any]], None]
@@ -111,7 +112,7 @@ class Informer:
                 since = await self.watch(since)
                 if loop.time() - started < 1.0:  # ended at once (a proxy?): do not spin
                     failures += 1
-                    await asyncio.sleep(backoff(failures, base=0.1))  # not a synchronisation
+                    await asyncio.sleep(QUICK_END.delay(failures))  # not a synchronisation
                 else:
                     failures = 0
             except Gone:
@@ -126,7 +127,7 @@ class Informer:
                 if self.missing_ok and isinstance(exc, ApiError) and exc.status == 404:
                     self.callback(MISSING, {})
                     self.synced.set()
-                delay = backoff(failures, exc)
+                delay = RELIST.delay(failures, exc)
                 logger.warning("watching %s: %s; again in %.1fs", self.name, exc, delay)
                 since = ""
                 await asyncio.sleep(delay)  # backoff before the relist, not a synchronisation

@@ -1,29 +1,26 @@
 """A thin, generic Kubernetes client: paths from kinds, JSON in and out, errors as values.
 
-Two transports over one set of rules: `call` (aiohttp, pooled connections, on the operator's
-event loop: no thread per request) and `_call` (the standard library, blocking: start-up discovery
-and the one-shot CLI commands).
+The operator, start-up discovery and the CLI's one-shot commands (`oneshot`) all use it, on the
+one transport of `transport.py` (aiohttp, pooled connections, on an event loop: no thread per
+request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import socket
-import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 
-from httpd_operator import __version__
 from httpd_operator.connection import Cluster, ConfigError, load_cluster
 from httpd_operator.kinds import KINDS, prefix
+from httpd_operator.retry import retry_after as after
+from httpd_operator.transport import USER_AGENT, Transport, unanswered
 
-# With the host (a pod's name, in a cluster): the API server's audit log tells replicas apart.
-USER_AGENT = f"httpd-operator/{__version__} ({socket.gethostname()})"
+T = TypeVar("T")
 
 
 # Derived from the one table of kinds (kinds.py, re-exported here as KINDS).
@@ -32,14 +29,6 @@ USER_AGENT = f"httpd-operator/{__version__} ({socket.gethostname()})"
 VERSIONED = {k.name: (k.group, k.versions) for k in KINDS.values() if k.versioned}
 # Kinds of add-ons (CRDs) that a cluster may not have: used only when served.
 ADD_ONS = frozenset(k.name for k in KINDS.values() if k.add_on)
-
-
-def backoff(attempt: int, exc: BaseException | None = None, cap: float = 30.0, base: float = 0.5) -> float:
-    """Seconds to wait before retry number `attempt`: the server's Retry-After when it sent one,
-    else doubling from `base`, up to `cap` (every retry loop of the operator uses this)."""
-    if isinstance(exc, ApiError) and exc.retry_after:
-        return exc.retry_after
-    return min(cap, base * 2 ** min(attempt, 16))
 
 
 class ApiError(Exception):
@@ -73,41 +62,28 @@ class Kube:
     def __init__(self, cluster: Cluster, timeout: float = 30.0, pool: int = 32) -> None:
         self.cluster = cluster
         self.timeout = timeout  # seconds for one request; a hung server is then retried like a 503
-        self.pool = pool
-        self._ssl: ssl.SSLContext | None = None
-        self._ssl_inputs: tuple[Any, ...] | None | bool = False  # False: not built yet
-        self._session: aiohttp.ClientSession | None = None
-        self._watches: aiohttp.ClientSession | None = None
-        self._retired: list[aiohttp.ClientSession] = []  # built on an old TLS context; closed at the end
-        self._closed = False
+        self.transport = Transport(cluster, timeout, pool)
 
-    def _tls(self) -> ssl.SSLContext | None:
-        """The TLS context, rebuilt when the credentials it was built from change (a rotated
-        client certificate); the sessions built on the old one take new requests no more."""
-        inputs = self.cluster.tls_inputs()
-        if inputs != self._ssl_inputs:
-            self._ssl, self._ssl_inputs = self.cluster.ssl_context(), inputs
-            self._retired += [s for s in (self._session, self._watches) if s is not None]
-            self._session = self._watches = None
-        return self._ssl
+    async def __aenter__(self) -> Kube:
+        return self
 
-    def _request(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
-                 ) -> tuple[str, bytes | None, dict[str, str]]:
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _prepared(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
+                        ) -> tuple[str, bytes | None, dict[str, str]]:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        auth = self.cluster.authorization()
+        try:
+            await self.cluster.refresh()
+            auth = self.cluster.authorization()
+        except (OSError, ConfigError) as exc:  # a token file mid-rotation, a failing exec plugin
+            raise ApiError(0, f"credentials: {exc}") from None
         if auth:
             headers["Authorization"] = auth
         full = self.cluster.server + url + (f"?{urllib.parse.urlencode(dict(query))}" if query else "")
         return full, (json.dumps(body).encode() if body is not None else None), headers
-
-    def _prepared(self, url: str, body: Any, content_type: str | None, query: Mapping[str, str] | None
-                  ) -> tuple[str, bytes | None, dict[str, str]]:
-        try:
-            return self._request(url, body, content_type, query)
-        except (OSError, ConfigError) as exc:  # a token file mid-rotation, a failing exec plugin
-            raise ApiError(0, f"credentials: {exc}") from None
 
     def _answer(self, status: int, reason: str, raw: bytes, retry_after: str | None) -> Any:
         try:
@@ -118,61 +94,31 @@ class Kube:
             if status == 401:
                 self.cluster.expire()  # a rotated token: the retry reads the new one
             message = data.get("message") if isinstance(data, dict) else None
-            raise ApiError(status, message or reason, float(retry_after) if retry_after else None)
+            raise ApiError(status, message or reason, after(retry_after))
         return data
 
-    def _call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
-              query: Mapping[str, str] | None = None) -> Any:
-        """Blocking: for start-up discovery and the CLI's one-shot commands."""
-        full, data, headers = self._prepared(url, body, content_type, query)
-        request = urllib.request.Request(full, data=data, headers=headers, method=method)
+    def _session(self, watch: bool = False) -> aiohttp.ClientSession:
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self._tls()) as response:
-                return self._answer(response.status, response.reason, response.read(), None)
-        except urllib.error.HTTPError as exc:
-            return self._answer(exc.code, exc.reason, exc.read(), exc.headers.get("Retry-After"))
-        except (OSError, ValueError) as exc:  # refused, reset, timeout: retried like a 503
-            raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
-
-    async def _refresh(self) -> None:
-        try:
-            await self.cluster.refresh()
-        except ConfigError as exc:  # a failing exec plugin: retried like any unanswered request
-            raise ApiError(0, f"credentials: {exc}") from None
+            return self.transport.watches() if watch else self.transport.session()
+        except OSError as exc:  # closed at shutdown; a CA that does not load (ssl.SSLError)
+            raise ApiError(0, str(exc)) from None
 
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
                    query: Mapping[str, str] | None = None) -> Any:
-        await self._refresh()
-        full, data, headers = self._prepared(url, body, content_type, query)
+        full, data, headers = await self._prepared(url, body, content_type, query)
         try:
-            async with self._session_now().request(method, full, data=data, headers=headers) as response:
+            async with self._session().request(method, full, data=data, headers=headers) as response:
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # retried like a 503
-            raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
+            raise ApiError(0, unanswered(exc)) from None
         return self._answer(response.status, response.reason or "", raw, response.headers.get("Retry-After"))
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._closed:  # a late caller at shutdown must not open a session nobody closes
-            raise ApiError(0, "the client is closed")
-        tls = self._tls()
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.pool, ssl=tls or False),
-                timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self._session
 
     async def stream(self, url: str, query: Mapping[str, str], read_timeout: float) -> AsyncIterator[bytes]:
         """A watch: the response's lines as they come (each one event)."""
-        await self._refresh()
-        full, _, headers = self._prepared(url, None, None, query)
+        full, _, headers = await self._prepared(url, None, None, query)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout)
-        if self._closed:
-            raise ApiError(0, "the client is closed")
-        tls = self._tls()
-        if self._watches is None or self._watches.closed:  # watches hold their connection: a pool of their own
-            self._watches = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls or False))
         try:
-            async with self._watches.get(full, headers=headers, timeout=timeout) as response:
+            async with self._session(watch=True).get(full, headers=headers, timeout=timeout) as response:
                 if response.status >= 400:
                     self._answer(response.status, response.reason or "", await response.read(),
                                  response.headers.get("Retry-After"))
@@ -180,15 +126,10 @@ class Kube:
                     if line.strip():
                         yield line
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ApiError(0, f"{type(exc).__name__}: {exc}") from None
+            raise ApiError(0, unanswered(exc)) from None
 
     async def aclose(self) -> None:
-        for session in (self._session, self._watches, *self._retired):
-            if session is not None:
-                await session.close()
-        self._session = self._watches = None
-        self._retired = []
-        self._closed = True
+        await self.transport.aclose()
 
     async def get(self, kind: str, namespace: str | None, name: str,
                   api_version: str | None = None) -> dict[str, Any] | None:
@@ -242,7 +183,7 @@ class Kube:
                 raise
 
 
-def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
+async def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
     """The newest version serving each kind in VERSIONED (e.g. policy/v1beta1 on 1.20); add-ons
     (ServiceMonitor) only when the cluster has them.
 
@@ -253,7 +194,7 @@ def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
         chosen = None if kind in ADD_ONS else versions[0]
         for version in versions:
             try:
-                resources = kube._call("GET", f"/apis/{group}/{version}").get("resources", [])
+                resources = (await kube.call("GET", prefix(f"{group}/{version}")) or {}).get("resources", [])
             except ApiError:
                 continue
             if any(r.get("name") == KINDS[kind].plural for r in resources):
@@ -262,6 +203,21 @@ def discover_versions(kube: Kube) -> tuple[tuple[str, str], ...]:
         if chosen:
             found.append((kind, f"{group}/{chosen}"))
     return tuple(found)
+
+
+def oneshot(cluster: Cluster, work: Callable[[Kube], Awaitable[T]], timeout: float = 30.0) -> T:
+    """`work` on a client opened and closed around it, on an event loop of its own: for the CLI's
+    commands and start-up, which run before (or without) the operator's loop."""
+    async def run() -> T:
+        async with Kube(cluster, timeout) as kube:
+            return await work(kube)
+
+    return asyncio.run(run())
+
+
+def call_once(cluster: Cluster, method: str, url: str, body: Any = None, query: Mapping[str, str] | None = None) -> Any:
+    """One request on a client of its own (scripts and tests; the operator keeps its client)."""
+    return oneshot(cluster, lambda kube: kube.call(method, url, body, query=query))
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Cluster:

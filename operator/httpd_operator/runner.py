@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -13,14 +14,15 @@ from contextlib import contextmanager
 
 import kopf
 
-from httpd_operator import GROUP, VERSION
 from httpd_operator.cli_errors import cause
 from httpd_operator.connection import Cluster
 from httpd_operator.engine import Engine
 from httpd_operator.handlers import build
-from httpd_operator.kube import ApiError, Kube, backoff, discover_versions
+from httpd_operator.kinds import KIND, KINDS
+from httpd_operator.kube import ApiError, Kube, discover_versions, oneshot
 from httpd_operator.metrics import Metrics
 from httpd_operator.peering import Peering, own_identity
+from httpd_operator.retry import START_UP, Backoff
 from httpd_operator.settings import Settings
 
 
@@ -42,46 +44,56 @@ def run(settings: Settings, configuration: Cluster,
     return engine
 
 
-def wait_for_server(configuration: Cluster, stop: threading.Event, cap: float = 30.0,
-                    log: logging.Logger | None = None) -> bool:
+async def wait_for_server(kube: Kube, stop: asyncio.Event | None = None, policy: Backoff = START_UP,
+                          log: logging.Logger | None = None) -> bool:
     """Until the API server answers and serves HttpdSites, before kopf starts: one line per
     failed try, with the reason and the next delay (rather than a warning per watched kind).
     False if `stop` was set meanwhile; credentials refused (401, 403) raise ApiError."""
     log = log or logging.getLogger("httpd_operator.runner")
-    kube, attempt = Kube(configuration, timeout=10.0), 0
-    source = f" ({configuration.source})" if configuration.source else ""
+    stop = stop or asyncio.Event()
+    server, attempt = kube.cluster.server, 0
+    source = f" ({kube.cluster.source})" if kube.cluster.source else ""
     while not stop.is_set():
         try:
-            kube._call("GET", f"/apis/{GROUP}/{VERSION}")
+            await kube.call("GET", KINDS[KIND].prefix)
         except ApiError as exc:
             if exc.status in (401, 403):
                 raise
             if exc.status == 404:
-                why = (f"it does not serve {GROUP}/{VERSION}: is the CRD installed? "
+                why = (f"it does not serve {KINDS[KIND].api_version()}: is the CRD installed? "
                        "(kubectl apply -f crds/httpdsites.yaml)")
             else:
                 why = cause(exc) if exc.status == 0 else f"{exc.status} {exc.message}"
-            delay = backoff(attempt, exc, cap=cap, base=1.0)
             attempt += 1
-            log.warning("cannot reach %s%s: %s; retrying in %.0f s (attempt %d)",
-                        configuration.server, source, why, delay, attempt)
-            stop.wait(delay)
+            delay = policy.delay(attempt, exc)
+            log.warning("cannot reach %s%s: %s; retrying in %.0f s (attempt %d)", server, source, why, delay, attempt)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)  # the delay, cut short by a stop
             continue
         if attempt:
-            log.info("reached %s after %d attempts", configuration.server, attempt + 1)
+            log.info("reached %s after %d attempts", server, attempt + 1)
         return True
     return False
 
 
 @contextmanager
-def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set `stop` (kopf installs its own handlers once it runs)."""
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+def stopped_by_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop`, on the running loop (kopf installs its own once it runs)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def reachable(kube: Kube) -> bool:
+    """`wait_for_server` in the foreground: a signal stops the wait (False)."""
+    stop = asyncio.Event()
+    with stopped_by_signals(stop):
+        return await wait_for_server(kube, stop)
 
 
 def peering_terms(name: str | None, priority: int | None) -> Peering | None:
@@ -106,8 +118,9 @@ def serve(registry: kopf.OperatorRegistry, namespaces: Sequence[str] = (), *, li
 
 
 def with_discovered_versions(settings: Settings, configuration: Cluster) -> Settings:
-    """The settings, with the API versions the server serves (PodDisruptionBudget: policy/v1 or v1beta1)."""
-    return dataclasses.replace(settings, api_versions=discover_versions(Kube(configuration)))
+    """The settings, with the API versions the server serves (PodDisruptionBudget: policy/v1 or
+    v1beta1); on a loop of its own, before kopf's."""
+    return dataclasses.replace(settings, api_versions=oneshot(configuration, discover_versions))
 
 
 async def _settled(timeout: float = 2.0) -> None:

@@ -7,15 +7,14 @@ from typing import Any
 
 from httpd_operator.connection import Cluster
 from httpd_operator.kinds import KIND
-from httpd_operator.kube import ApiError, Kube, path
+from httpd_operator.kube import ApiError, Kube, oneshot
 from httpd_operator.render.meta import LABEL_MANAGED_BY, LABEL_SITE, MANAGED_BY
 
 
-def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
-    claims = kube._call("GET", path("PersistentVolumeClaim", namespace),
-                        query={"labelSelector": f"{LABEL_MANAGED_BY}={MANAGED_BY}"})["items"]
+async def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+    claims = await kube.list("PersistentVolumeClaim", namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}")
     try:
-        sites = kube._call("GET", path(KIND, namespace))["items"]
+        sites = await kube.list(KIND, namespace)
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -33,8 +32,7 @@ def _claims_and_users(kube: Kube, namespace: str | None) -> tuple[list[dict[str,
 
 
 def list_volumes(configuration: Cluster, namespace: str | None) -> int:
-    kube = Kube(configuration)
-    claims, used = _claims_and_users(kube, namespace)
+    claims, used = oneshot(configuration, lambda kube: _claims_and_users(kube, namespace))
     print(f"{'NAMESPACE':<16} {'CLAIM':<32} {'SITE':<20} {'SIZE':<8} {'PHASE':<8} IN USE")
     for claim in claims:
         meta = claim["metadata"]
@@ -49,8 +47,7 @@ def list_volumes(configuration: Cluster, namespace: str | None) -> int:
 def prune_volumes(configuration: Cluster, namespace: str | None,
                   assume_yes: bool = False) -> int:
     """Delete retained claims no site uses, after showing them and asking (unless --yes)."""
-    kube = Kube(configuration)
-    claims, used = _claims_and_users(kube, namespace)
+    claims, used = oneshot(configuration, lambda kube: _claims_and_users(kube, namespace))
     unused = [c for c in claims if (c["metadata"]["namespace"], c["metadata"]["name"]) not in used
               and not c["metadata"].get("ownerReferences")]
     if not unused:
@@ -66,8 +63,12 @@ def prune_volumes(configuration: Cluster, namespace: str | None,
         if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    for claim in unused:
-        meta = claim["metadata"]
-        kube._call("DELETE", path("PersistentVolumeClaim", meta["namespace"], meta["name"]))
-        print(f"deleted {meta['namespace']}/{meta['name']}")
+    oneshot(configuration, lambda kube: _delete(kube, unused))
     return 0
+
+
+async def _delete(kube: Kube, claims: list[dict[str, Any]]) -> None:
+    for claim in claims:
+        meta = claim["metadata"]
+        await kube.delete("PersistentVolumeClaim", meta["namespace"], meta["name"])
+        print(f"deleted {meta['namespace']}/{meta['name']}")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from polling import wait_until
+from support import wait_until
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

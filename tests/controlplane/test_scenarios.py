@@ -8,14 +8,14 @@ collection, schema validation and defaults, RBAC) is the real thing.
 from __future__ import annotations
 
 import asyncio
-import copy
 import pathlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import support
 import yaml
-from polling import eventually
+from support import eventually
 
 from httpd_operator.emulator import ApiServer
 from httpd_operator.emulator import kubeconfig as emulated_kubeconfig
@@ -33,8 +33,7 @@ async def poll(check: Any, timeout: float, what: str) -> Any:
 
 
 def site(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite", "metadata": {"name": name},
-            "spec": copy.deepcopy(spec)}
+    return support.site(name, None, **spec)  # posted to the namespace's URL
 
 
 @pytest.fixture(params=["emulator", "real"])

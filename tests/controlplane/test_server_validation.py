@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from httpd_operator.kube import ApiError, Kube, load_configuration
+from httpd_operator.kube import ApiError, Kube, call_once, load_configuration
+from httpd_operator.kube import path as api_path
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.yaml"))
@@ -32,21 +33,19 @@ def admin(control_plane: Any) -> Kube:
     crd = yaml.safe_load((ROOT / "crds" / "httpdsites.yaml").read_text())
     url = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     try:
-        kube._call("POST", url, crd)
+        call_once(kube.cluster, "POST", url, crd)
     except ApiError as exc:
         assert exc.status == 409, exc
-        current = kube._call("GET", f"{url}/{crd['metadata']['name']}")
+        current = call_once(kube.cluster, "GET", f"{url}/{crd['metadata']['name']}")
         crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        kube._call("PUT", f"{url}/{crd['metadata']['name']}", crd)
+        call_once(kube.cluster, "PUT", f"{url}/{crd['metadata']['name']}", crd)
     return kube
 
 
 def apply(kube: Kube, namespace: str, doc: dict[str, Any]) -> ApiError | None:
     doc = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
-    plural = {"HttpdSite": "/apis/httpd.dev/v1alpha1", "PersistentVolumeClaim": "/api/v1"}[doc["kind"]]
-    resource = "httpdsites" if doc["kind"] == "HttpdSite" else "persistentvolumeclaims"
     try:
-        kube._call("POST", f"{plural}/namespaces/{namespace}/{resource}", doc)
+        call_once(kube.cluster, "POST", api_path(doc["kind"], namespace), doc)
     except ApiError as exc:
         return exc
     return None
@@ -67,7 +66,7 @@ def test_corpus_verdicts_on_the_real_server(path: pathlib.Path, admin: Kube, nam
         else:
             assert error is None, f"{path.name}: {error}"
             if kind == "pruned":  # a structural schema drops what it does not declare
-                stored = admin._call("GET", f"/apis/httpd.dev/v1alpha1/namespaces/{namespace}/httpdsites/{name}")
+                stored = call_once(admin.cluster, "GET", api_path("HttpdSite", namespace, name))
                 for field in fields:
                     node: Any = stored
                     for part in field.split("."):
@@ -80,7 +79,6 @@ def test_every_example_is_accepted_and_defaulted(path: pathlib.Path, admin: Kube
     for doc in (d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)):
         assert apply(admin, namespace, doc) is None
         if doc["kind"] == "HttpdSite":
-            stored = admin._call("GET", f"/apis/httpd.dev/v1alpha1/namespaces/{namespace}/httpdsites/"
-                                        f"{doc['metadata']['name']}")
+            stored = call_once(admin.cluster, "GET", api_path("HttpdSite", namespace, doc["metadata"]["name"]))
             assert stored["spec"]["volume"]["reclaimPolicy"] in ("Retain", "Delete")
             assert stored["spec"]["replicas"] >= 1

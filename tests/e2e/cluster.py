@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from polling import wait_until
+import support
+from support import wait_until
 
+from httpd_operator.kube import call_once
 from httpd_operator.settings import DEFAULT_IMAGE
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -192,8 +194,7 @@ def apply(obj: dict[str, Any]) -> None:
 
 def site(namespace: str, name: str = "web", **spec: Any) -> dict[str, Any]:
     """An HttpdSite of the image under test, applied."""
-    body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"image": IMAGE, **spec}}
+    body = support.site(name, namespace, **{"image": IMAGE, **spec})  # the image unless given
     apply(body)
     return body
 
@@ -224,8 +225,8 @@ def delete_site(namespace: str, name: str = "web") -> None:
 
 def evict(kube: Any, namespace: str, pod: str) -> None:
     """The Eviction API (policy/v1beta1 is what 1.20 serves; later servers still accept it)."""
-    kube._call("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
-               {"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
+    call_once(kube.cluster, "POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/eviction",
+              {"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}})
 
 
 def site_pods(namespace: str, name: str = "web") -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from e2e.cluster import IMAGE, KUBECONFIG, ROOT, kubectl
-from httpd_operator.kube import ApiError, Kube, load_configuration
+from httpd_operator.kube import ApiError, Kube, call_once, load_configuration
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings
 
@@ -30,7 +30,7 @@ def cluster() -> Kube:
         pytest.skip("no cluster for the e2e suite: set HTTPD_OPERATOR_E2E_KUBECONFIG (make e2e KUBECONFIG=...)")
     kube = Kube(load_configuration(KUBECONFIG))
     try:
-        nodes = kube._call("GET", "/api/v1/nodes")["items"]
+        nodes = call_once(kube.cluster, "GET", "/api/v1/nodes")["items"]
     except ApiError as exc:
         pytest.skip(f"the cluster in {KUBECONFIG} does not answer: {exc}")
     if not any(c["type"] == "Ready" and c["status"] == "True" for n in nodes for c in n["status"]["conditions"]):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from polling import wait_until
+from support import wait_until
 
 from httpd_operator.render.mpm import mpm_sizing
 

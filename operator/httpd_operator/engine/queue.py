@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from httpd_operator.engine.memory import SiteKey
-from httpd_operator.kube import ApiError, backoff
+from httpd_operator.kube import ApiError
 from httpd_operator.metrics import Metrics
+from httpd_operator.retry import BUG, RECONCILE
 
 logger = logging.getLogger("httpd_operator")
 
@@ -30,23 +31,13 @@ class Result:
 Work = Callable[[SiteKey], Awaitable[Result]]
 
 
-def api_backoff(attempt: int, exc: BaseException) -> float:
-    """API errors: doubling from 0.5 s up to a minute, or the server's Retry-After."""
-    return backoff(attempt, exc, cap=60.0)
-
-
-def bug_backoff(attempt: int, exc: BaseException) -> float:
-    """A bug in a reconcile: doubling from 2 s up to 5 minutes (it will not mend itself soon)."""
-    return min(300.0, 2.0 ** min(attempt, 8))
-
-
 class Queue:
     """Kicks in, reconciles out: at most one per site at a time, at most `concurrency` at once."""
 
     def __init__(self, work: Work, *, debounce: float = 0.1, concurrency: int = 64,
                  gate: Callable[[], bool] = lambda: True, metrics: Metrics | None = None,
-                 api_delay: Callable[[int, BaseException], float] = api_backoff,
-                 bug_delay: Callable[[int, BaseException], float] = bug_backoff) -> None:
+                 api_delay: Callable[[int, BaseException], float] = RECONCILE.delay,
+                 bug_delay: Callable[[int, BaseException], float] = BUG.delay) -> None:
         self.work, self.debounce, self.gate, self.metrics = work, debounce, gate, metrics
         self.api_delay, self.bug_delay = api_delay, bug_delay
         self.reconciled = 0  # reconciles finished, whatever their result (tests wait on it)
