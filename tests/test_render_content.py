@@ -196,3 +196,15 @@ def test_volumes_the_writer_cannot_fill_are_refused(volume: dict[str, Any], fiel
     with pytest.raises(SpecError) as caught:
         render_body(body(volume=volume), Settings())
     assert (caught.value.field, caught.value.reason) == (field, reason)
+
+
+def test_a_site_named_like_another_site_s_writer_is_refused_on_both_sides() -> None:
+    owner = parse_site(body("web"), Settings())
+    other = parse_site(body("web-content", content=None), Settings())
+    with pytest.raises(SpecError) as caught:
+        render_site(owner, {"web-content": other})
+    assert (caught.value.field, caught.value.reason) == ("spec.content.git", "NameConflict")
+    with pytest.raises(SpecError) as caught:
+        render_site(other, {"web": owner})
+    assert (caught.value.field, caught.value.reason) == ("metadata.name", "NameConflict")
+    render_site(other, {"web": parse_site(body("web", content=None), Settings())})  # no git: no conflict

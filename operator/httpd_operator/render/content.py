@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
+from httpd_operator.errors import SpecError
 from httpd_operator.render.deployment import CONTAINER_SECURITY, POD_SECURITY, setup_colocation
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, metadata
 from httpd_operator.render.network_policy import DNS_PORTS
@@ -48,6 +50,19 @@ def writer_selector(site: str) -> str:
 def extras(site: str) -> tuple[tuple[str, str], ...]:
     """The children named apart from the site (kind, name): pruned when the spec drops git."""
     return (("Deployment", writer_name(site)), ("NetworkPolicy", writer_name(site)))
+
+
+def check_writer_name(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError]) -> None:
+    """A site named like another site's writer (`<other>-content`) would share that Deployment's
+    name: refused on both sides, naming the other."""
+    suffix = "-content"
+    if site.git is not None and writer_name(site.name) in sites:
+        raise SpecError("spec.content.git", f"site {writer_name(site.name)} exists: its Deployment has the name "
+                        "this site's git writer needs; rename one of them", reason="NameConflict")
+    owner = sites.get(site.name.removesuffix(suffix)) if site.name.endswith(suffix) else None
+    if isinstance(owner, SiteSpec) and owner.git is not None:
+        raise SpecError("metadata.name", f"{site.name} is the name of site {owner.name}'s git writer; rename "
+                        "this site", reason="NameConflict")
 
 
 def document_root(site: SiteSpec, resolved: ResolvedVolume) -> str | None:
