@@ -73,5 +73,17 @@ def test_httpd_serves_the_current_revision_and_refuses_foreign_links(httpd_prefi
             assert h.http_get("127.0.0.1", port, "/index.html") == (200, b"two\n")
         finally:
             srv.stop()
+        # git dropped from the site: its conf.d file goes, the volume's root is served again, and
+        # git's own files in it are not.
+        (root / "conf.d" / "40-content.conf").unlink()
+        srv = h.Httpd(root, f"127.0.0.1:{port}")
+        srv.start()
+        try:
+            srv.wait_ready(lambda: h.http_get_or_none("127.0.0.1", port, "/healthz") is not None)
+            assert h.http_get("127.0.0.1", port, "/current/public/index.html") == (200, b"two\n")
+            for path in ("/.git-sync/synced-at", "/.git-sync/repo.git/HEAD", "/.git-sync/"):
+                assert h.http_get("127.0.0.1", port, path)[0] == 403, path
+        finally:
+            srv.stop()
     finally:
         h.remove_root(root)
