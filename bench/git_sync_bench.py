@@ -70,7 +70,8 @@ class CountingProxy:
 
 
 def env(volume: pathlib.Path, url: str, **extra: str) -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "HOME": str(volume.parent), "GIT_SYNC_REPOSITORY": url, "GIT_SYNC_REF": "main",
+    return {"PATH": os.environ["PATH"], "HOME": str(volume.parent), "TMPDIR": str(volume.parent),
+            "GIT_SYNC_REPOSITORY": url, "GIT_SYNC_REF": "main",
             "GIT_SYNC_ROOT": str(volume), **extra}
 
 

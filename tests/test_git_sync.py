@@ -99,7 +99,8 @@ def _listening(port: int) -> bool:
 def sync(volume: pathlib.Path, repository: str, ref: str = "main", **env: str) -> tuple[int, dict[str, Any]]:
     """One sync (GIT_SYNC_ONCE); its exit status and its JSON line (the only thing on stdout)."""
     volume.mkdir(exist_ok=True)
-    settings = {"PATH": os.environ["PATH"], "HOME": str(volume.parent), "GIT_SYNC_REPOSITORY": repository,
+    settings = {"PATH": os.environ["PATH"], "HOME": str(volume.parent), "TMPDIR": str(volume.parent),
+                "GIT_SYNC_REPOSITORY": repository,
                 "GIT_SYNC_REF": ref, "GIT_SYNC_ROOT": str(volume), "GIT_SYNC_ONCE": "1", **env}
     done = subprocess.run(["sh", str(SCRIPT)], capture_output=True, text=True, timeout=60, env=settings)
     lines = done.stdout.splitlines()
@@ -121,6 +122,7 @@ def test_first_sync_serves_the_ref_and_a_second_sync_changes_nothing(upstream: U
     assert record["syncTime"] and record["changeTime"] and "error" not in record
     assert served(volume) == sha
     assert (volume / "current" / "index.html").read_text() == "one\n"
+    assert (tmp_path / "git-sync-alive").exists(), "the liveness probe's heartbeat"
     assert not any(p.name.startswith(".") and p.name != ".git-sync" for p in volume.iterdir())  # no leftovers
     rc, again = sync(volume, upstream.url)
     assert rc == 0 and again["changed"] is False and again["revision"] == sha

@@ -54,6 +54,10 @@ def test_exactly_one_writer_whatever_the_replicas_and_access_mode(modes: list[st
     assert pod["containers"][0]["name"] == WRITER_CONTAINER and pod["containers"][0]["image"] == GIT_IMAGE
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["containers"][0]["securityContext"]["runAsNonRoot"] is True
+    # Ready once a revision is served; restarted when its loop stops coming round (a hung fetch).
+    assert pod["containers"][0]["readinessProbe"]["exec"]["command"] == ["test", "-L", "/content/current"]
+    liveness = pod["containers"][0]["livenessProbe"]["exec"]["command"]
+    assert liveness[-2:] == ["/tmp/git-sync-alive", "660"]
     # Every pod that mounts the volume writable: the writer's alone.
     writable = [d["metadata"]["name"] for d in deployments
                 for c in d["spec"]["template"]["spec"]["containers"] + d["spec"]["template"]["spec"].get(

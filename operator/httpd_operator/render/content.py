@@ -32,6 +32,9 @@ WRITER_CONTAINER = "git-sync"
 CONTENT_ROOT = "/content"      # the volume, in the writer
 SECRET_DIR = "/etc/git-secret"
 CURRENT = "current"            # the symlink the writer swaps (git-sync's layout)
+HEARTBEAT = "/tmp/git-sync-alive"  # touched by git-sync before each sync
+# A sync may take this long (a first clone of a large repository) before the writer counts as hung.
+SYNC_GRACE = 600
 
 
 def writer_name(site: str) -> str:
@@ -120,6 +123,12 @@ def render_content_writer(site: SiteSpec, resolved: ResolvedVolume, settings: Se
             "securityContext": copy.deepcopy(CONTAINER_SECURITY),
             "volumeMounts": mounts,
             "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            # Ready once a revision is served; alive while its loop comes round (a hung fetch does not).
+            "readinessProbe": {"exec": {"command": ["test", "-L", posixpath.join(CONTENT_ROOT, CURRENT)]},
+                               "periodSeconds": 10},
+            "livenessProbe": {"exec": {"command": [
+                "/bin/sh", "-c", 'test $(($(date +%s) - $(stat -c %Y "$1"))) -lt "$2"', "alive", HEARTBEAT,
+                str(git.interval + SYNC_GRACE)]}, "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 3},
         }],
         "volumes": volumes,
     }
