@@ -177,14 +177,14 @@ def test_a_poller_never_sees_a_mix_during_a_change_of_a_thousand_files(upstream:
             through = set(os.listdir(volume / "current"))
             if through not in (old_set, new_set):
                 mixes.append(f"through the link: {len(through)} files")
-            time.sleep(0.05)
+            time.sleep(0.05)  # the poller's pace (every 50 ms), not a synchronisation
 
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        time.sleep(0.2)
+        wait_until(lambda: seen, timeout=10, what="the poller's first look")
         rc, record = sync(volume, upstream.url)
-        time.sleep(0.2)
+        wait_until(lambda: seen[-1] == "new" or mixes, timeout=10, what="the poller to see the new revision")
     finally:
         stop.set()
         poller.join()
@@ -265,12 +265,14 @@ def test_only_one_sync_runs_at_a_time(upstream: Upstream, tmp_path: pathlib.Path
     upstream.commit({"index.html": "one\n"})
     volume = tmp_path / "volume"
     sync(volume, upstream.url)
-    holder = subprocess.Popen(["flock", "-x", str(volume / ".git-sync" / "lock"), "sleep", "1.5"])
+    lock = str(volume / ".git-sync" / "lock")
+    holder = subprocess.Popen(["flock", "-x", lock, "sleep", "1.5"])
     try:
-        time.sleep(0.3)
-        started = time.monotonic()
+        wait_until(lambda: subprocess.run(["flock", "-n", lock, "true"]).returncode != 0, timeout=10,
+                   what="the other holder to take the lock")
         rc, record = sync(volume, upstream.url)
-        assert rc == 0 and time.monotonic() - started >= 1.0, "the second sync waited for the lock"
+        assert rc == 0
+        assert holder.poll() is not None, "the sync waited for the other holder to let go of the lock"
     finally:
         holder.wait()
 

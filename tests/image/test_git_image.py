@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from httpd_operator.render import render_body
+from httpd_operator.settings import DOCUMENT_ROOT, Settings
+
+from . import httpd_helpers as h
 from .httpd_helpers import REPO
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -87,3 +91,37 @@ def test_the_writer_syncs_a_push_into_the_volume_read_only_root(podman_env: dict
     assert (volume / "current" / "index.html").read_text() == "two\n"
     rc, record = run_sync(podman_env, git_image, volume, upstream.url, ref="nope")
     assert rc == 1 and record["error"] == "UnknownRef" and record["revision"] == second
+
+
+def test_the_httpd_image_serves_what_the_git_image_synced(podman_env: dict[str, str], git_image: str,
+                                                          podman_image: str, upstream: Upstream,
+                                                          tmp_path: Path) -> None:
+    """The pod's two containers, as podman runs them: the writer fills the volume, httpd mounts it
+    read-only with the operator's conf.d file and serves the current revision; a push switched in
+    is served at once, by the same httpd."""
+    volume, conf_d = tmp_path / "volume", tmp_path / "conf.d"
+    volume.mkdir()
+    conf_d.mkdir()
+    os.chown(volume, 10001, 10001)
+    body = {"apiVersion": "httpd.dev/v1alpha1", "kind": "HttpdSite", "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"content": {"git": {"repository": upstream.url, "subPath": "public"}}}}
+    config_map = next(o for o in render_body(body, Settings()).objects if o["kind"] == "ConfigMap")
+    for name, text in config_map["data"].items():
+        (conf_d / name).write_text(text)
+    upstream.commit({"public/index.html": "one\n"})
+    assert run_sync(podman_env, git_image, volume, upstream.url)[0] == 0
+    port = h.free_port()
+    name = f"httpd-git-{uuid.uuid4().hex[:8]}"
+    podman(podman_env, "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080", "--read-only",
+           "--tmpfs", "/usr/local/apache2/run:rw,U", "--tmpfs", "/usr/local/apache2/logs:rw,U",
+           "--tmpfs", "/tmp:rw,mode=1777", "-v", f"{volume}:{DOCUMENT_ROOT}:ro",
+           "-v", f"{conf_d}:/usr/local/apache2/conf.d:ro", podman_image)
+    try:
+        h.wait_for("httpd to answer", lambda: h.http_get_or_none("127.0.0.1", port, "/index.html") is not None,
+                   deadline_s=60)
+        assert h.http_get("127.0.0.1", port, "/index.html") == (200, b"one\n")
+        upstream.commit({"public/index.html": "two\n"})
+        assert run_sync(podman_env, git_image, volume, upstream.url)[0] == 0
+        assert h.http_get("127.0.0.1", port, "/index.html") == (200, b"two\n")
+    finally:
+        podman(podman_env, "rm", "-f", name, check=False)
