@@ -22,7 +22,7 @@ import yaml
 from k8s_schemas import crd_schemas
 
 from httpd_operator.cli import default_resources
-from httpd_operator.settings import DEFAULT_RESOURCES, EXPORTER_IMAGE
+from httpd_operator.settings import DEFAULT_RESOURCES, EXPORTER_IMAGE, GIT_IMAGE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "manifests" / "helm" / "httpd-operator"
@@ -235,7 +235,7 @@ def test_default_install_matches_the_manifests(chart: Any) -> None:
     assert env.pop("HTTPD_OPERATOR_METRICS_NAMESPACES") == "monitoring"
     assert env == {
         "HTTPD_OPERATOR_ALLOW_HOST_PATHS": "", "HTTPD_OPERATOR_DEFAULT_IMAGE": "ghcr.io/httpd-operator/httpd:2.4.68",
-        "HTTPD_OPERATOR_EXPORTER_IMAGE": EXPORTER_IMAGE}
+        "HTTPD_OPERATOR_EXPORTER_IMAGE": EXPORTER_IMAGE, "HTTPD_OPERATOR_GIT_IMAGE": GIT_IMAGE}
     assert {p["name"]: p["containerPort"] for p in operator["ports"]} == {"health": 8081, "metrics": 9090}
     service = only(objects, "Service")
     assert service["spec"]["ports"][0]["port"] == 9090 and service["spec"]["ports"][0]["targetPort"] == "metrics"

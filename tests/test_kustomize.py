@@ -149,8 +149,9 @@ def test_overlay_rbac_is_a_role_in_web_and_a_cluster_role_for_cluster_scoped_rea
     # Together exactly what the base grants cluster-wide, with kopf's namespaced peering.
     expected = {(g, "kopfpeerings" if r == "clusterkopfpeerings" else r, v) for g, r, v in base_rules}
     assert rules(cluster_role, role) == expected | {NAMESPACES}
-    # Deletes: optional children the operator no longer needs (never claims, Deployments, Services).
-    assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {
+    # Deletes: optional children the operator no longer needs, and a site's git writer (never
+    # claims, httpd's Deployments, Services).
+    assert {(g, r) for g, r, verbs in rules(cluster_role, role) if "delete" in verbs} == {("apps", "deployments"),
         ("policy", "poddisruptionbudgets"), ("", "configmaps"), ("networking.k8s.io", "ingresses"),
         ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs"),
         ("monitoring.coreos.com", "servicemonitors"), ("networking.k8s.io", "networkpolicies")}

@@ -11,6 +11,7 @@ from support import ROOT, SERVICE_MONITOR_CRD, Api, eventually, site
 
 from httpd_operator.kinds import KINDS
 from httpd_operator.render.backup import backup_labels
+from httpd_operator.render.content import writer_labels
 from httpd_operator.runner import OperatorThread
 from httpd_operator.settings import Settings
 
@@ -85,6 +86,16 @@ async def day_two(api: Api) -> None:
     await eventually(lambda: api.site_status("ns", "web").get("backup", {}).get("lastJob") == "web-1")
     await api.patch_site("ns", "web", {"spec": {"backup": None}})
     await eventually(lambda: child("batch/v1/cronjobs") is None)
+    # Content from git: the writer made, its pod's log read into status, the writer removed.
+    await api.patch_site("ns", "web", {"spec": {"content": {"git": {"repository": "https://example.com/a.git"}}}})
+    await eventually(lambda: api.get("apps/v1/deployments", "ns", "web-content"))
+    await api.request("POST", "/api/v1/namespaces/ns/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-content-1", "labels": writer_labels("web")},
+        "spec": {"containers": [{"name": "git-sync", "image": "x"}]}})
+    api.server.set_log("ns", "web-content-1", '{"revision": "abc1234", "changed": true}\n')
+    await eventually(lambda: api.site_status("ns", "web").get("content", {}).get("revision") == "abc1234")
+    await api.patch_site("ns", "web", {"spec": {"content": None}})
+    await eventually(lambda: api.get("apps/v1/deployments", "ns", "web-content") is None)
 
 
 async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> None:
@@ -94,7 +105,7 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     # A create answered 409 AlreadyExists makes the operator read the object it collided with.
     for kind in (f"{k.api_version()}/{k.plural}" for k in KINDS.values() if k.child):
         api.server[f"create {kind}"][:1] << kmock.KubernetesError(status=409, reason="AlreadyExists")
-    op = OperatorThread(Settings(), api.configuration(), peering="httpd-operator")
+    op = OperatorThread(Settings(content_poll=0.2), api.configuration(), peering="httpd-operator")
     await asyncio.to_thread(op.start)
     try:
         # A scenario that exercises every code path that talks to the API.
@@ -128,9 +139,10 @@ async def test_cluster_role_grants_exactly_what_the_operator_uses(api: Api) -> N
     seen = used(api.server._requests)
     assert seen == granted() - ADMISSION_ONLY, (
         f"used but not granted: {sorted(seen - granted())}; granted but unused: {sorted(granted() - seen)}")
-    # Deletes: optional children the spec no longer asks for. Never a claim, never user data.
+    # Deletes: optional children the spec no longer asks for, and the git writer's Deployment.
+    # Never a claim, never user data.
     assert {(g, r) for g, r, verb in granted() if verb == "delete"} == \
-        {(k.group, k.plural) for k in KINDS.values() if k.optional}
+        {(k.group, k.plural) for k in KINDS.values() if k.optional} | {("apps", "deployments")}
 
 
 def test_every_kind_the_operator_watches_or_writes_is_granted() -> None:

@@ -21,7 +21,7 @@ CHART = ROOT / "manifests" / "helm" / "httpd-operator"
 def refs() -> dict[str, str]:
     out = subprocess.run(["bash", str(ROOT / "hack" / "images"), "refs"], capture_output=True, text=True,
                          check=True).stdout.split()
-    return dict(zip(("operator", "httpd", "exporter"), out, strict=True))
+    return dict(zip(("operator", "httpd", "exporter", "git"), out, strict=True))
 
 
 def operator_container() -> dict[str, Any]:
@@ -36,21 +36,25 @@ def test_tags_come_from_one_source_each() -> None:
     httpd = re.search(r"^HTTPD_VERSION=(\S+)$", (ROOT / "images/httpd/build-httpd.sh").read_text(), re.M)
     exporter = re.search(r"^prometheus-apache-exporter=([0-9.]+)-", (ROOT / "images/exporter/packages.txt").read_text(),
                          re.M)
-    assert httpd and exporter
+    git = re.search(r"^git=(?:[0-9]+:)?([0-9.]+)-", (ROOT / "images/git/packages.txt").read_text(), re.M)
+    assert httpd and exporter and git
     assert refs() == {"operator": f"ghcr.io/httpd-operator/httpd-operator:{version}",
                       "httpd": f"ghcr.io/httpd-operator/httpd:{httpd.group(1)}",
-                      "exporter": f"ghcr.io/httpd-operator/apache-exporter:{exporter.group(1)}"}
+                      "exporter": f"ghcr.io/httpd-operator/apache-exporter:{exporter.group(1)}",
+                      "git": f"ghcr.io/httpd-operator/git-sync:{git.group(1)}"}
 
 
 def test_the_operator_the_manifests_and_the_chart_name_the_images_built() -> None:
     built = refs()
     assert built["httpd"] == settings.DEFAULT_IMAGE
     assert built["exporter"] == settings.EXPORTER_IMAGE
+    assert built["git"] == settings.GIT_IMAGE
     container = operator_container()
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert container["image"] == built["operator"]
     assert env["HTTPD_OPERATOR_DEFAULT_IMAGE"] == built["httpd"]
     assert env["HTTPD_OPERATOR_EXPORTER_IMAGE"] == built["exporter"]
+    assert env["HTTPD_OPERATOR_GIT_IMAGE"] == built["git"]
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     repository, _, tag = built["operator"].rpartition(":")
@@ -58,6 +62,7 @@ def test_the_operator_the_manifests_and_the_chart_name_the_images_built() -> Non
     assert values["image"]["tag"] in ("", tag)
     assert values["defaultHttpdImage"] == built["httpd"]
     assert values["exporterImage"] == built["exporter"]
+    assert values["gitImage"] == built["git"]
 
 
 def test_no_other_image_reference_is_shipped() -> None:

@@ -17,7 +17,7 @@ from httpd_operator import KIND, __version__
 from httpd_operator.cli_errors import BUG, OK, REFUSED, USAGE, UserError, from_api_error, from_config_error
 from httpd_operator.connection import Cluster, ConfigError
 from httpd_operator.errors import SpecError
-from httpd_operator.settings import DEFAULT_IMAGE, DEFAULT_RESOURCES, EXPORTER_IMAGE, Settings
+from httpd_operator.settings import DEFAULT_IMAGE, DEFAULT_RESOURCES, EXPORTER_IMAGE, GIT_IMAGE, Settings
 
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,8 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exporter-image",
                         default=os.environ.get("HTTPD_OPERATOR_EXPORTER_IMAGE", EXPORTER_IMAGE),
                         help="metrics sidecar of sites with spec.metrics.enabled (default: %(default)s)")
+    parser.add_argument("--git-image", default=os.environ.get("HTTPD_OPERATOR_GIT_IMAGE", GIT_IMAGE),
+                        help="content writer of sites with spec.content.git (default: %(default)s)")
     parser.add_argument("--allow-host-path", action="append", default=env_paths, metavar="PREFIX",
                         help="allow HostPath volumes under PREFIX (repeatable; "
                              "env HTTPD_OPERATOR_ALLOW_HOST_PATHS, colon-separated)")
@@ -86,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             raise UserError(f"--allow-host-path {prefix!r}: must be an absolute path without '..'")
         prefixes.append(os.path.normpath(prefix))
     return Settings(default_image=args.default_image, exporter_image=args.exporter_image,
+                    git_image=args.git_image,
                     allowed_host_paths=tuple(prefixes),
                     protect_volumes=not args.no_protect_volumes,
                     default_resources=default_resources(args.default_resources),

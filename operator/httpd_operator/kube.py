@@ -104,13 +104,16 @@ class Kube:
             raise ApiError(0, str(exc)) from None
 
     async def call(self, method: str, url: str, body: Any = None, content_type: str | None = None,
-                   query: Mapping[str, str] | None = None) -> Any:
+                   query: Mapping[str, str] | None = None, text: bool = False) -> Any:
+        """The answer's JSON (with `text`, its text: a pod's log)."""
         full, data, headers = await self._prepared(url, body, content_type, query)
         try:
             async with self._session().request(method, full, data=data, headers=headers) as response:
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # retried like a 503
             raise ApiError(0, unanswered(exc)) from None
+        if text and response.status < 400:
+            return raw.decode("utf-8", "replace")
         return self._answer(response.status, response.reason or "", raw, response.headers.get("Retry-After"))
 
     async def stream(self, url: str, query: Mapping[str, str], read_timeout: float) -> AsyncIterator[bytes]:
@@ -154,6 +157,16 @@ class Kube:
     async def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         query = {"labelSelector": label_selector} if label_selector else None
         return (await self.listing(path(kind, namespace), query))[0]
+
+    async def log(self, namespace: str, pod: str, container: str, tail: int) -> str | None:
+        """The last `tail` lines of a container's log (None: the pod is gone)."""
+        try:
+            return str(await self.call("GET", path("Pod", namespace, pod, "log"), text=True,
+                                       query={"container": container, "tailLines": str(tail)}))
+        except ApiError as exc:
+            if exc.status in (400, 404):  # gone, or its container not started yet
+                return None
+            raise
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]

@@ -14,6 +14,9 @@ DEFAULT_IMAGE = "ghcr.io/httpd-operator/httpd:2.4.68"
 # The metrics sidecar (spec.metrics.enabled): reads httpd's mod_status, serves Prometheus metrics.
 EXPORTER_IMAGE = "ghcr.io/httpd-operator/apache-exporter:0.12.0"
 
+# The content writer of sites with spec.content.git (images/git: Debian's git and a sync script).
+GIT_IMAGE = "ghcr.io/httpd-operator/git-sync:2.39.5"
+
 # Where the image keeps its document root; the content volume is mounted over it by default.
 DOCUMENT_ROOT = "/usr/local/apache2/htdocs"
 
@@ -44,6 +47,7 @@ class Settings:
 
     default_image: str = DEFAULT_IMAGE
     exporter_image: str = EXPORTER_IMAGE
+    git_image: str = GIT_IMAGE
     # Host path prefixes that sites may bind-mount (empty: HostPath volumes are refused).
     allowed_host_paths: tuple[str, ...] = ()
     # Set the bound PersistentVolume's reclaim policy to Retain for Retain claims.
@@ -58,6 +62,8 @@ class Settings:
     # The API version to write for kinds whose version differs across Kubernetes releases
     # (discovered from the server at start-up; these defaults are today's).
     api_versions: tuple[tuple[str, str], ...] = ()
+    # Seconds between reads of a git writer's log (0: each site's spec.content.git.interval).
+    content_poll: float = 0.0
     # Seconds the operator waits for one API request before retrying it (with backoff).
     request_timeout: float = 30.0
 

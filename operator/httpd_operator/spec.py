@@ -22,6 +22,7 @@ from httpd_operator.names import NAME as _NAME
 from httpd_operator.names import qualified_name as _qualified_name
 from httpd_operator.quantity import QuantityError, parse_quantity
 from httpd_operator.settings import DOCUMENT_ROOT, SCRATCH_PATHS, Settings
+from httpd_operator.spec_content import GitContent, parse_content
 from httpd_operator.spec_features import (
     Autoscaling,
     Backup,
@@ -104,6 +105,27 @@ class SiteSpec:
     backup: Backup | None = None
     metrics: MetricsSpec = field(default_factory=MetricsSpec)
     network_policy: NetworkPolicySpec | None = None
+    git: GitContent | None = None
+
+
+def _git(spec: Mapping[str, Any], volume: VolumeSpec) -> GitContent | None:
+    """spec.content.git, and the volumes it cannot write into."""
+    git = parse_content(spec)
+    if git is None:
+        return None
+    refusals = {
+        "FromSite": "a FromSite volume belongs to its source site: set spec.content.git there",
+        "Ephemeral": "an Ephemeral volume lives in each pod, so the one writer cannot fill the other pods' "
+                     "volumes: use a claim",
+    }
+    if volume.type in refusals:
+        raise SpecError("spec.content.git", refusals[volume.type])
+    if volume.read_only:
+        raise SpecError("spec.content.git", "the writer cannot fill a read-only volume (spec.volume.readOnly)")
+    if volume.restore is not None:
+        raise SpecError("spec.content.git", "content from git and spec.volume.restoreFrom both fill the "
+                        "volume: choose one")
+    return git
 
 
 def _enum(obj: Mapping[str, Any], key: str, path: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -359,4 +381,5 @@ def parse_site(body: Mapping[str, Any], settings: Settings) -> SiteSpec:
         backup=parse_backup(spec, own_claim),
         metrics=parse_metrics(spec, port),
         network_policy=parse_network_policy(spec, settings.network_policies, settings.metrics_namespaces),
+        git=_git(spec, volume),
     )

@@ -29,6 +29,7 @@ class Observed:
     cron_job: Mapping[str, Any] | None = None
     jobs: tuple[Mapping[str, Any], ...] = ()          # the site's backup Jobs (summaries)
     archive: tuple[str, int] | None = None            # the newest successful backup's (name, size)
+    content: Mapping[str, Any] | None = None          # the git writer's last sync record (its log)
 
 
 def condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -152,6 +153,9 @@ def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
                   url=ingress_url(site, observed.ingress) or service_url(site), volume=volume)
     if (policy := network_policy_summary(site)) is not None:
         status["networkPolicy"] = policy
+    content, content_condition = content_status(site, observed.content)
+    if content is not None:
+        status["content"] = content
     backup, backup_condition = _backup_status(result, observed)
     if backup is not None:
         status["backup"] = backup
@@ -180,7 +184,47 @@ def desired_status(body: Mapping[str, Any], result: Rendered | SpecError,
     ]
     if backup_condition is not None:
         status["conditions"].append(backup_condition)
+    if content_condition is not None:
+        status["conditions"].append(content_condition)
     return status
+
+
+# Why a sync failed, as git-sync reports it (images/git/git-sync).
+CONTENT_REASONS = {
+    "AuthRefused": "the repository refused the credentials (or there were none it accepts); check "
+                   "spec.content.git.secretName",
+    "UnknownRef": "the ref is not in the repository",
+    "Unreachable": "the repository's host could not be reached",
+    "NotARepository": "the URL names no git repository",
+}
+
+
+def content_status(site: SiteSpec, record: Mapping[str, Any] | None
+                   ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """status.content and the ContentSynced condition, from the writer's last JSON line. A failed
+    sync keeps the revision that serves (the writer never switches to a tree it did not finish)."""
+    git = site.git
+    if git is None:
+        return None, None
+    info: dict[str, Any] = {"repository": git.repository, "ref": git.ref}
+    record = record or {}
+    for key, field_ in (("revision", "revision"), ("syncTime", "lastSyncTime"), ("changeTime", "lastChangeTime")):
+        if isinstance(record.get(key), str) and record[key]:
+            info[field_] = record[key]
+    error = record.get("error")
+    if not record:
+        return info, {"type": "ContentSynced", "status": "Unknown", "reason": "Pending",
+                      "message": f"waiting for the writer's first sync of {git.repository}"}
+    if error:
+        reason = str(error) if str(error) in CONTENT_REASONS else "SyncFailed"
+        detail = str(record.get("message") or "")[:512]
+        serving = f"; revision {info['revision'][:12]} keeps serving" if info.get("revision") else \
+            "; nothing served yet"
+        message = f"{CONTENT_REASONS.get(reason, 'the sync failed')}: {git.repository} {git.ref}" + \
+            (f" ({detail})" if detail else "") + serving
+        return info, condition("ContentSynced", False, reason, message)
+    return info, condition("ContentSynced", True, "Synced",
+                           f"revision {info.get('revision', '?')[:12]} of {git.ref} from {git.repository}")
 
 
 def _backup_status(rendered: Rendered, observed: Observed) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -258,7 +302,7 @@ def hold_for(status: Mapping[str, Any], observed: Observed, since_created: float
 
 def warnings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The conditions that deserve a Warning event (and a log line): a refused, degraded or waiting
-    Ready, a VolumeSynced or LastBackupSucceeded gone False; each once per change."""
+    Ready, a VolumeSynced, LastBackupSucceeded or ContentSynced gone False; each once per change."""
     before = {c.get("type"): c for c in old.get("conditions") or [] if isinstance(c, Mapping)}
     found = []
     for cond in new["conditions"]:
@@ -267,6 +311,9 @@ def warnings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, A
                 (cond["status"], cond["reason"], cond["message"]):
             continue
         refused = new.get("phase") in ("Failed", "Degraded") or cond["reason"] in WAITING_REASONS
-        if cond["type"] == "Ready" and refused or cond["type"] in ("VolumeSynced", "LastBackupSucceeded"):
+        if cond["status"] == "Unknown":
+            continue
+        if cond["type"] == "Ready" and refused or cond["type"] in ("VolumeSynced", "LastBackupSucceeded",
+                                                                   "ContentSynced"):
             found.append(cond)
     return found

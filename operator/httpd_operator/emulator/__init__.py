@@ -15,6 +15,8 @@ so this layer serves object requests itself, as a real API server would:
   by ownerReferences (the garbage collector);
 - request matching that checks each reaction against the current request only, so the cost per
   request stays flat as the request log grows;
+- pods' logs (`pods/<name>/log`, with `tailLines`), as tests set them (`set_log`): what the
+  operator reads from its git writer;
 - optionally (`controllers=True`) stand-ins for the controllers the operator waits on: new claims
   get a PersistentVolume and become Bound with their capacity, Deployments report their replicas
   ready. No pods run: nothing here schedules or starts containers.
@@ -107,6 +109,8 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
     _tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _cut: int = attrs.field(default=0, init=False)
+    # Pods' logs, by (namespace, pod): tests write what a container printed (set_log).
+    _logs: dict[tuple[str, str], str] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -187,6 +191,20 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         obj = self._store[key]
         self._write(key, {**obj, "status": merge(obj.get("status"), dict(status))}, "MODIFIED")
 
+    def set_log(self, namespace: str, pod: str, text: str) -> None:
+        """What a pod's container printed: served at .../pods/<pod>/log (no pods run here)."""
+        self._logs[(namespace, pod)] = text
+
+    def _log(self, request: rendering.Request, key: Key) -> aiohttp.web.Response:
+        """GET pods/<name>/log, with tailLines, as text (404 while the pod does not exist)."""
+        if key not in self._store:
+            raise error(404, "NotFound", f'pods "{key[3]}" not found', {"name": key[3], "kind": "pods"})
+        lines = self._logs.get((key[2] or "", key[3]), "").splitlines(keepends=True)
+        tail = request.params.get("tailLines")
+        if tail is not None and tail.isdigit():
+            lines = lines[-int(tail):] if int(tail) else []
+        return aiohttp.web.Response(text="".join(lines), content_type="text/plain")
+
     @property
     def resource_version(self) -> int:
         return self._rv
@@ -263,6 +281,8 @@ class ApiServer(ControllerStandIns, kmock.KubernetesEmulator):
         else:
             key: Key = (res.group or "", res.plural or "", ns, request.name)
             sub = request.subresource
+            if sub == "log" and key[:2] == ("", "pods") and method == "GET":
+                return self._log(request, key)
             if sub not in (None, "status", "scale") or (sub and sub not in info.subresources):
                 raise error(404, "NotFound", f"the server could not find the requested resource ({sub})")
             if method == "GET":

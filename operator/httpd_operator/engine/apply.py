@@ -104,19 +104,21 @@ class Applier:
             return Outcome("refused", kind, meta["name"], note=memory.refused[refusal_key])
         return Outcome("updated", kind, meta["name"], tuple(sorted(paths(patch))), note)
 
-    async def prune(self, rendered: Rendered, optional: tuple[str, ...]) -> list[Outcome]:
-        """Delete optional children the spec no longer asks for (only ones this site controls)."""
+    async def prune(self, rendered: Rendered, optional: tuple[str, ...],
+                    named: tuple[tuple[str, str], ...] = ()) -> list[Outcome]:
+        """Delete children the spec no longer asks for (only ones this site controls): the optional
+        kinds named like the site, and the `named` (kind, name) pairs (the git writer's)."""
         site = rendered.site
-        wanted = {o["kind"] for o in rendered.objects}
+        wanted = {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
         done = []
-        for kind in optional:
-            have = self.store.actual(kind, site.namespace, site.name)
+        for kind, name in [*((k, site.name) for k in optional), *named]:
+            have = self.store.actual(kind, site.namespace, name)
             refs = ((have or {}).get("metadata") or {}).get("ownerReferences") or []
-            if kind in wanted or have is None or not any(r.get("uid") == site.uid for r in refs):
+            if (kind, name) in wanted or have is None or not any(r.get("uid") == site.uid for r in refs):
                 continue
-            await self.kube.delete(kind, site.namespace, site.name, api_version=have.get("apiVersion"))
-            self.store.deleted(kind, site.namespace, site.name, (have.get("metadata") or {}).get("uid"))
-            done.append(Outcome("deleted", kind, site.name))
+            await self.kube.delete(kind, site.namespace, name, api_version=have.get("apiVersion"))
+            self.store.deleted(kind, site.namespace, name, (have.get("metadata") or {}).get("uid"))
+            done.append(Outcome("deleted", kind, name))
         return done
 
 

@@ -26,6 +26,9 @@ class Result:
 
     outcome: str  # changed | unchanged | held | gone | error
     requeue_after: float | None = None
+    # Look again after this long even when no event comes: what the site reports is read from
+    # something unwatched (its git writer's log). A requeue, if any, comes first.
+    poll_after: float | None = None
 
 
 Work = Callable[[SiteKey], Awaitable[Result]]
@@ -124,8 +127,9 @@ class Queue:
         self.reconciled += 1
         if self.metrics:
             self.metrics.observe(result.outcome, loop.time() - started)
-        if result.requeue_after is not None:
-            self.kick(key, delay=result.requeue_after)
+        delay = result.requeue_after if result.requeue_after is not None else result.poll_after
+        if delay is not None:
+            self.kick(key, delay=delay)
 
     def _attempt(self, key: SiteKey) -> int:
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1

@@ -7,7 +7,9 @@ never schedules itself: when to look again is part of its `Result`, which the qu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -24,8 +26,10 @@ from httpd_operator.kinds import CHILDREN, OPTIONAL
 from httpd_operator.kube import ApiError, Kube
 from httpd_operator.metrics import Metrics
 from httpd_operator.render import Rendered, render_site
+from httpd_operator.render.content import WRITER_CONTAINER, extras, writer_selector
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
+from httpd_operator.spec_content import DEFAULT_INTERVAL, parse_interval
 from httpd_operator.status import Observed, desired_status, hold_for, merge_conditions, volume_synced, warnings
 
 logger = logging.getLogger("httpd_operator")
@@ -85,7 +89,9 @@ class Reconciler:
         if memory.quiet is not None and memory.quiet == self._fingerprint(body, memory.quiet[2]):
             return Result("unchanged")
         try:
-            return await self._reconcile(body, memory)
+            result = await self._reconcile(body, memory)
+            poll = self._poll(body)
+            return dataclasses.replace(result, poll_after=poll) if poll else result
         except ApiError as exc:
             if exc.status != 403 or "being terminated" not in exc.message:
                 raise
@@ -143,9 +149,11 @@ class Reconciler:
         if wrote_status:
             self._announce(body, status)
         volume = (body.get("spec") or {}).get("volume") if isinstance(body.get("spec"), dict) else None
-        # FromSite reads another site too: never skipped. Others: same inputs, same outcome.
+        # FromSite reads another site too, and a git writer's log is unwatched: never skipped.
+        # Others: same inputs, same outcome.
         from_site = isinstance(volume, dict) and volume.get("type") == "FromSite"
-        memory.quiet = fingerprint if not changed and not from_site else None
+        git = isinstance(rendered, Rendered) and rendered.site.git is not None
+        memory.quiet = fingerprint if not changed and not from_site and not git else None
         return Result("changed" if changed or wrote_status else "unchanged")
 
     def _render(self, body: dict[str, Any]) -> Rendered | SpecError:
@@ -172,7 +180,7 @@ class Reconciler:
         if failed is not None:
             raise failed  # every child was tried; the first failure decides, as before
         outcomes: list[Outcome] = [r for r in results if isinstance(r, Outcome)]
-        outcomes += await self.applier.prune(rendered, OPTIONAL)
+        outcomes += await self.applier.prune(rendered, OPTIONAL, extras(rendered.site.name))
         await self.claims.protect(memory, rendered)
         await self.claims.share(rendered)
         return outcomes
@@ -188,7 +196,34 @@ class Reconciler:
             ingress=self.store.actual("Ingress", namespace, name),
             cron_job=self.store.actual("CronJob", namespace, name),
             jobs=jobs,
-            archive=await self._last_archive(memory, body, jobs) if ok and rendered.site.backup else None)  # type: ignore[union-attr]
+            archive=await self._last_archive(memory, body, jobs) if ok and rendered.site.backup else None,  # type: ignore[union-attr]
+            content=await self._content_record(namespace, name) if ok and rendered.site.git else None)  # type: ignore[union-attr]
+
+    def _poll(self, body: Mapping[str, Any]) -> float | None:
+        """A site whose content comes from git is looked at again every interval (or the
+        operator's --content-poll, in tests): its writer's log is not watched."""
+        spec = body.get("spec")
+        content = spec.get("content") if isinstance(spec, dict) else None
+        if not isinstance(content, dict) or not isinstance(content.get("git"), dict):
+            return None
+        if self.settings.content_poll:
+            return self.settings.content_poll
+        try:
+            return float(parse_interval(content["git"].get("interval", DEFAULT_INTERVAL), "interval"))
+        except SpecError:
+            return None
+
+    async def _content_record(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The git writer's last sync, from its newest pod's log: the last line that is a JSON object
+        (two requests: the pods, then the log's last lines)."""
+        pods = await self.kube.list("Pod", namespace, label_selector=writer_selector(name))
+        pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        if not pods:
+            return None
+        pod = max(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
+                                       (p.get("metadata") or {}).get("name") or ""))
+        text = await self.kube.log(namespace, pod["metadata"]["name"], WRITER_CONTAINER, tail=20)
+        return last_record(text or "")
 
     def _fingerprint(self, body: Mapping[str, Any], claim: str | None) -> tuple[Any, ...]:
         """What a reconcile of a site reads: its spec's generation, its children as last seen."""
@@ -232,6 +267,20 @@ class Reconciler:
             logger.warning("site %s/%s: %s: %s", meta.get("namespace"), meta.get("name"),
                            cond["reason"], cond["message"])
             self.events.warn(body, cond["reason"], cond["message"])
+
+
+def last_record(text: str) -> dict[str, Any] | None:
+    """The last line of a log that is a JSON object (git-sync prints one per sync)."""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                return record
+    return None
 
 
 def archive_of(pods: list[dict[str, Any]]) -> tuple[str, int] | None:

@@ -100,7 +100,9 @@ def render_cron_job(site: SiteSpec, resolved: ResolvedVolume, api_version: str,
         "containers": [{
             "name": "backup",
             "image": site.image,
-            "command": archive_command(BACKUP_SOURCE, BACKUP_TARGET, site.name, backup.keep),
+            # Content from git: the current revision's files (tar -C follows the symlink).
+            "command": archive_command(f"{BACKUP_SOURCE}/{resolved.served}" if resolved.served else BACKUP_SOURCE,
+                                       BACKUP_TARGET, site.name, backup.keep),
             "securityContext": copy.deepcopy(dict(container_security)),
             "volumeMounts": [_content_mount(resolved, BACKUP_SOURCE, True),
                              {"name": "backup-target", "mountPath": BACKUP_TARGET}],

@@ -18,6 +18,7 @@ from httpd_operator.spec import SiteSpec
 
 CONF_DIR = "/usr/local/apache2/conf.d"
 MODULES_FILE = "00-modules.conf"
+CONTENT_FILE = "40-content.conf"
 SITE_FILE = "50-site.conf"
 ANNOTATION_CHECKSUM = "httpd.dev/config-checksum"
 
@@ -28,10 +29,13 @@ def module_lines(modules: tuple[str, ...]) -> str:
                    for m in modules)
 
 
-def render_config_map(site: SiteSpec) -> dict[str, Any] | None:
-    if not site.httpd.config and not site.httpd.modules:
+def render_config_map(site: SiteSpec, content: str | None = None) -> dict[str, Any] | None:
+    """`content`: the conf.d file of content from git (render/content.py), if any."""
+    if not site.httpd.config and not site.httpd.modules and not content:
         return None
     data: dict[str, str] = {}
+    if content:
+        data[CONTENT_FILE] = content
     if site.httpd.modules:
         data[MODULES_FILE] = "# Written by httpd-operator from spec.httpd.modules\n" + module_lines(site.httpd.modules)
     if site.httpd.config:

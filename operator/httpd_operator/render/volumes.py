@@ -7,6 +7,7 @@ volume is an emptyDir; NFS is the volume that lets a pod move to any node and ke
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import posixpath
 from collections.abc import Mapping
@@ -55,6 +56,7 @@ class ResolvedVolume:
     colocate: bool = False               # pods must share a node (ReadWriteOnce, host path)
     single_pod: bool = False             # ReadWriteOncePod: one pod at a time
     access_modes: tuple[str, ...] = field(default_factory=tuple)
+    served: str | None = None            # content from git: the directory served ("current/...")
 
 
 def _own_source(site: SiteSpec, volume: VolumeSpec) -> ResolvedVolume:
@@ -86,6 +88,12 @@ def _own_source(site: SiteSpec, volume: VolumeSpec) -> ResolvedVolume:
                           description="emptyDir: deleted with the pod")
 
 
+def _served(site: SiteSpec) -> str | None:
+    if site.git is None:
+        return None
+    return posixpath.join("current", site.git.sub_path) if site.git.sub_path else "current"
+
+
 def resolve_volume(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError]) -> ResolvedVolume:
     """Follow `fromSite` links to the site that owns the data; `sites` are the namespace's sites."""
     seen = [site.name]
@@ -113,12 +121,19 @@ def resolve_volume(site: SiteSpec, sites: Mapping[str, SiteSpec | SpecError]) ->
             subs.insert(0, current.volume.sub_path)
     owner = _own_source(current, current.volume)
     sub_path = posixpath.join(*subs) if subs else None
+    served = _served(current)
+    if served and owner.single_pod:
+        raise SpecError("spec.volume.accessModes", "ReadWriteOncePod allows one pod, and content from git needs "
+                        "two (the writer and httpd)", reason="AccessModeConflict")
     if current is site:
-        return owner
+        return dataclasses.replace(owner, served=served)
+    if served and site.volume.sub_path:
+        raise SpecError("spec.volume.subPath", f"site {current.name}'s content comes from git and is served "
+                        "whole: set subPath in its spec.content.git instead")
     return ResolvedVolume(
         source=owner.source, type="FromSite", claim=owner.claim, sub_path=sub_path,
         description=f"site {current.name} ({owner.description})", colocate=owner.colocate,
-        single_pod=owner.single_pod, access_modes=owner.access_modes)
+        single_pod=owner.single_pod, access_modes=owner.access_modes, served=served)
 
 
 # On an NFS site's PersistentVolume (cluster-scoped, so no owner reference can name the site).
@@ -188,16 +203,16 @@ def content_mount(site: SiteSpec, resolved: ResolvedVolume) -> dict[str, Any]:
     mount: dict[str, Any] = {"name": VOLUME_NAME, "mountPath": site.volume.mount_path}
     if resolved.sub_path:
         mount["subPath"] = resolved.sub_path
-    if site.volume.read_only:
-        mount["readOnly"] = True
+    if site.volume.read_only or resolved.served is not None:
+        mount["readOnly"] = True  # content from git: only its writer writes
     return mount
 
 
 def seed_container(site: SiteSpec, resolved: ResolvedVolume, image: str,
                    security: Mapping[str, Any]) -> dict[str, Any] | None:
     """The init container that seeds an empty volume with the image's document root."""
-    if site.volume.seed != "IfEmpty" or site.volume.read_only:
-        return None
+    if site.volume.seed != "IfEmpty" or site.volume.read_only or resolved.served is not None:
+        return None  # content from git: the writer fills the volume
     mount: dict[str, Any] = {"name": VOLUME_NAME, "mountPath": SEED_MOUNT}
     if resolved.sub_path:
         mount["subPath"] = resolved.sub_path

@@ -76,9 +76,10 @@ Peering rules are added where they are used.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
+# delete: only a site's git writer (<site>-content), once spec.content.git is dropped.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
@@ -113,6 +114,10 @@ Peering rules are added where they are used.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+# The git writer's last sync (one JSON line of its log: status.content, ContentSynced).
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
