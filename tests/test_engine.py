@@ -214,6 +214,24 @@ async def test_a_result_asks_for_its_own_requeue() -> None:
     await eventually(lambda: len(runs) == 2 and queue.idle)
 
 
+async def test_a_periodic_poll_lets_the_queue_idle_and_an_event_does_not_wait_for_it() -> None:
+    """A git site is looked at every interval; the demo and the tests still see the queue idle
+    between looks, and an event in between is handled at once."""
+    runs: list[Any] = []
+
+    async def work(key: Any) -> Result:
+        runs.append(key)
+        return Result("unchanged", poll_after=60.0)
+
+    queue = Queue(work, debounce=0)
+    queue.kick(("ns", "git"))
+    await eventually(lambda: len(runs) == 1 and queue.idle)
+    queue.kick(("ns", "git"))  # an event: sooner than the poll, so it takes its place
+    assert not queue.idle
+    await eventually(lambda: len(runs) == 2 and queue.idle)
+    await queue.close()
+
+
 # -- apply -------------------------------------------------------------------------------------------
 
 

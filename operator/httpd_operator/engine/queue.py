@@ -49,15 +49,17 @@ class Queue:
         self._slots = asyncio.Semaphore(concurrency)
         self._pending: set[SiteKey] = set()
         self._waiting: dict[SiteKey, tuple[float, asyncio.Task[None]]] = {}  # asleep until (due, task)
+        self._polls: set[SiteKey] = set()  # of the pending, those only waiting for a periodic poll
         # One lock per site being reconciled (or waiting to), dropped when its last user leaves.
         self._running: dict[SiteKey, tuple[asyncio.Lock, int]] = {}
         self._attempts: dict[SiteKey, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def kick(self, key: SiteKey, delay: float | None = None) -> None:
+    def kick(self, key: SiteKey, delay: float | None = None, poll: bool = False) -> None:
         """Reconcile the site soon; kicks that arrive before it runs are folded into one. A kick
         due sooner than the one waiting takes its place: an event does not wait out a failed
-        attempt's backoff (the attempts still count until one succeeds, as in client-go's queue)."""
+        attempt's backoff (the attempts still count until one succeeds, as in client-go's queue).
+        `poll`: a periodic look (Result.poll_after), which does not keep the queue from idling."""
         delay = self.debounce if delay is None else delay
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
@@ -67,6 +69,10 @@ class Queue:
                 return
             waiting[1].cancel()  # still asleep, nothing held: the sooner kick replaces it
         self._pending.add(key)
+        if poll:
+            self._polls.add(key)
+        else:
+            self._polls.discard(key)
         task = loop.create_task(self._run(key, delay))
         self._waiting[key] = (due, task)
         self._tasks.add(task)
@@ -74,8 +80,8 @@ class Queue:
 
     @property
     def idle(self) -> bool:
-        """No reconcile scheduled or running."""
-        return not self._pending and not self._running
+        """No reconcile running, and none scheduled but periodic polls."""
+        return not self._running and self._pending <= self._polls
 
     def tracked(self) -> int:
         """Sites the queue holds anything for (locks, attempts): zero when idle and all is well."""
@@ -95,6 +101,7 @@ class Queue:
     async def _run(self, key: SiteKey, delay: float) -> None:
         await asyncio.sleep(delay)  # a debounce window (or a backoff), not a synchronisation
         del self._waiting[key]
+        self._polls.discard(key)
         lock, users = self._running.get(key) or (asyncio.Lock(), 0)
         self._running[key] = (lock, users + 1)
         try:
@@ -127,9 +134,10 @@ class Queue:
         self.reconciled += 1
         if self.metrics:
             self.metrics.observe(result.outcome, loop.time() - started)
-        delay = result.requeue_after if result.requeue_after is not None else result.poll_after
-        if delay is not None:
-            self.kick(key, delay=delay)
+        if result.requeue_after is not None:
+            self.kick(key, delay=result.requeue_after)
+        elif result.poll_after is not None:
+            self.kick(key, delay=result.poll_after, poll=True)
 
     def _attempt(self, key: SiteKey) -> int:
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
