@@ -388,3 +388,15 @@ async def test_a_site_gone_without_its_deletion_seen_is_forgotten_at_its_next_re
     engine.store.written.clear()
     assert await engine.reconcile("ns", "web") == Result("gone")  # e.g. kicked by a child's deletion
     assert len(engine.memories) == 0
+
+
+def test_our_writes_answer_is_dropped_once_the_watch_delivers_it() -> None:
+    """A quiet site must not keep its last status answer unpacked for ever (RSS at 10,000 sites)."""
+    store = Store(STORED)
+    answer = site(resource_version="7")
+    store.remember(answer)
+    assert store.actual("HttpdSite", "ns", "web") == answer  # read your writes, before the watch
+    store.observe("HttpdSite", "MODIFIED", site(resource_version="6"))
+    assert store.written  # an older event: the answer is still the newest
+    store.observe("HttpdSite", "MODIFIED", site(resource_version="7"))
+    assert not store.written

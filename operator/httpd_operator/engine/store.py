@@ -96,6 +96,11 @@ class Store:
         old = store.get(key)
         if old is None or old.uid != new.uid or old.rv <= new.rv:  # events of one object may race
             store[key] = new
+        mine = self.written.get((kind, *key))
+        if mine is not None and resource_version(mine) <= new.rv:
+            # the watch caught up with our write: its answer goes now, not at the next read (a
+            # site's last status answer was otherwise kept, unpacked, for as long as it was quiet)
+            del self.written[(kind, *key)]
 
     def observe_job(self, type_: str | None, body: Mapping[str, Any]) -> None:
         """Backup Jobs, by site: only what status.backup needs."""
