@@ -4,8 +4,8 @@ points at them (manifests/overlays/own-registry, the documented way), the same f
 once as a GitOps tool does (server-side), and Helm's engine (helm-python-sdk: install, upgrade,
 rollback, uninstall). The operator runs as a pod, as its ServiceAccount, from the shipped manifests.
 
-HTTPD_OPERATOR_E2E_IMAGES: the three references `hack/images build` printed (operator, httpd,
-exporter); HTTPD_OPERATOR_E2E_UPGRADE_IMAGE: the operator image under another reference, for the
+HTTPD_OPERATOR_E2E_IMAGES: the four references `hack/images build` printed (operator, httpd,
+exporter, git); HTTPD_OPERATOR_E2E_UPGRADE_IMAGE: the operator image under another reference, for the
 Helm upgrade. `make e2e-local` sets both. The tests run in order and share one install; the
 cluster's own CRDs and operator install are removed first and last (a fresh cluster's state).
 """
@@ -79,10 +79,12 @@ def remove_installs() -> None:
 @pytest.fixture(scope="module")
 def install(cluster: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     refs = os.environ.get("HTTPD_OPERATOR_E2E_IMAGES", "").split()
-    if len(refs) != 3:
-        pytest.skip("HTTPD_OPERATOR_E2E_IMAGES names no images: set it to the three references `hack/images "
+    if refs and len(refs) != 4:  # set, but not to what hack/images builds: an error, not a skip
+        pytest.fail(f"HTTPD_OPERATOR_E2E_IMAGES names {len(refs)} images, not the four `hack/images build` prints")
+    if not refs:
+        pytest.skip("HTTPD_OPERATOR_E2E_IMAGES names no images: set it to the four references `hack/images "
                     "build` prints, pullable by the cluster (make e2e-local builds and imports them)")
-    operator, httpd, exporter = refs
+    operator, httpd, exporter, git = refs
     overlay = tmp_path_factory.mktemp("overlay")
     text = (ROOT / "manifests" / "overlays" / "own-registry" / "kustomization.yaml").read_text()
     text = text.replace("  - ../../base", f"  - {os.path.relpath(ROOT / 'manifests' / 'base', overlay)}")
@@ -91,6 +93,7 @@ def install(cluster: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                                                                                            f"newTag: {tag}")
     text = re.sub(r"registry\.example\.com/httpd-operator/httpd:\S+", httpd, text)
     text = re.sub(r"registry\.example\.com/httpd-operator/apache-exporter:\S+", exporter, text)
+    text = re.sub(r"registry\.example\.com/httpd-operator/git-sync:\S+", git, text)
     (overlay / "kustomization.yaml").write_text(text)
     remove_installs()
     kubectl("create", "namespace", (state := Install(operator, httpd, exporter, overlay)).sites)
