@@ -162,7 +162,8 @@ def render_content_network_policy(site: SiteSpec) -> dict[str, Any] | None:
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": metadata(site, writer_name(site.name)),
         "spec": {"podSelector": {"matchLabels": writer_labels(site.name)},
+                 # no ingress rule at all denies every connection in; an empty list would be
+                 # the same, but kube-apiserver drops it, and the diff then patched it back for ever
                  "policyTypes": ["Ingress", "Egress"],
-                 "ingress": [],
                  "egress": [{"ports": [dict(p) for p in DNS_PORTS]}, repository]},
     }
