@@ -14,9 +14,7 @@ apiserver's audit log, the writes in an idle period afterwards, and the operator
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
-import json
 import pathlib
 import subprocess
 import sys
@@ -24,30 +22,12 @@ import tempfile
 import time
 import uuid
 
-import yaml
-
 from httpd_operator.kube import ApiError, call_once, load_configuration, path
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from operator_bench import proc_stats  # noqa: E402
-
-USER = "system:serviceaccount:httpd-operator:httpd-operator"
-
-
-def audit(path: pathlib.Path, since: int) -> list[dict]:
-    with path.open("rb") as f:
-        f.seek(since)
-        lines = f.read().split(b"\n")
-    out = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("user", {}).get("username") == USER and entry.get("stage") == "ResponseComplete":
-            out.append(entry)
-    return out
+from real_cluster import audit, install, mark, operator_kubeconfig  # noqa: E402
 
 
 def settled(site: dict) -> bool:
@@ -65,24 +45,15 @@ def main() -> None:
     scratch = pathlib.Path(args.scratch)
     admin_config = scratch / "kubeconfig"
     admin = load_configuration(str(admin_config))
-    kubectl = pathlib.Path.home() / ".cache/httpd-operator/kubernetes-1.20.2/bin/kubectl"
-    subprocess.run([str(kubectl), "--kubeconfig", str(admin_config), "apply", "-f", str(ROOT / "crds/httpdsites.yaml"),
-                    "-f", str(ROOT / "manifests/base/namespace.yaml"), "-f", str(ROOT / "manifests/base/rbac.yaml")],
-                   check=True, capture_output=True)
-    sa = call_once(admin, "GET", "/api/v1/namespaces/httpd-operator/serviceaccounts/httpd-operator")
-    secret = call_once(admin, "GET", f"/api/v1/namespaces/httpd-operator/secrets/{sa['secrets'][0]['name']}")
-    token = base64.b64decode(secret["data"]["token"]).decode()
-    config = yaml.safe_load(admin_config.read_text())
-    config["users"] = [{"name": "operator", "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = "operator"
+    install(admin_config)
     folder = pathlib.Path(tempfile.mkdtemp())
-    (folder / "kubeconfig").write_text(yaml.safe_dump(config))
+    kubeconfig = operator_kubeconfig(admin, admin_config, folder)
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     call_once(admin, "POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
     log = scratch / "audit.log"
-    mark = log.stat().st_size
+    since = mark(log)
     operator = subprocess.Popen([sys.executable, "-m", "httpd_operator", "run", "--all-namespaces", "--kubeconfig",
-                                 str(folder / "kubeconfig")], stdout=subprocess.DEVNULL,
+                                 str(kubeconfig)], stdout=subprocess.DEVNULL,
                                 stderr=open(folder / "operator.log", "w"))  # noqa: SIM115
     try:
         time.sleep(2)  # let the operator list and watch before the clock starts (not a synchronisation)
@@ -100,9 +71,9 @@ def main() -> None:
                 raise SystemExit(f"only {done}/{args.sites} settled; see {folder}/operator.log")
             time.sleep(0.5)
         converged = time.monotonic() - started
-        entries = audit(log, mark)
+        entries = audit(log, since)
         by_verb = collections.Counter(f"{e['verb']} {(e.get('objectRef') or {}).get('resource')}" for e in entries)
-        writes_mark = log.stat().st_size
+        writes_mark = mark(log)
         time.sleep(args.idle)  # the idle period being measured
         idle = [e for e in audit(log, writes_mark) if e["verb"] in ("create", "update", "patch", "delete")]
         rss, cpu = proc_stats(operator.pid)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import collections
 import json
 import pathlib
@@ -33,8 +32,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import yaml
-
 from httpd_operator.kube import ApiError, Kube, load_configuration, path
 from httpd_operator.render import render_body
 from httpd_operator.settings import Settings
@@ -43,47 +40,10 @@ from httpd_operator.status import Observed, desired_status, merge_conditions
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from operator_bench import proc_stats  # noqa: E402
+from real_cluster import audit, install, mark, operator_kubeconfig  # noqa: E402
 
-USER = "system:serviceaccount:httpd-operator:httpd-operator"
-SITES = "/apis/httpd.dev/v1alpha1/namespaces/{ns}/httpdsites"
 IN_FLIGHT = 16
-CHILDREN = {"PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
-            "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
-            "Service": "/api/v1/namespaces/{ns}/services"}
-
-
-Mark = tuple[int, int]  # the audit log's inode and size at a moment
-
-
-def mark(path: pathlib.Path) -> Mark:
-    st = path.stat()
-    return st.st_ino, st.st_size
-
-
-def audit(path: pathlib.Path, since: Mark) -> list[dict[str, Any]]:
-    """The ServiceAccount's completed requests logged since the mark, across a rotation (the
-    apiserver renames a full log to audit-TIME.log and starts a new one)."""
-    inode, offset = since
-    chunks = []
-    if path.stat().st_ino != inode:
-        rotated = next((p for p in path.parent.glob(f"{path.stem}-*{path.suffix}") if p.stat().st_ino == inode), None)
-        if rotated is not None:
-            with rotated.open("rb") as f:
-                f.seek(offset)
-                chunks.append(f.read())
-        offset = 0
-    with path.open("rb") as f:
-        f.seek(offset)
-        chunks.append(f.read())
-    out = []
-    for line in b"\n".join(chunks).split(b"\n"):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("user", {}).get("username") == USER and entry.get("stage") == "ResponseComplete":
-            out.append(entry)
-    return out
+CHILDREN = ("PersistentVolumeClaim", "Deployment", "Service")  # what "settled" counts
 
 
 async def bounded(items: list[Any], work: Callable[[Any], Awaitable[None]]) -> None:
@@ -104,7 +64,7 @@ async def create_sites(kube: Kube, ns: str, n: int) -> list[dict[str, Any]]:
     created: list[dict[str, Any]] = []
 
     async def one(i: int) -> None:
-        created.append(await kube.call("POST", SITES.format(ns=ns), site(f"site-{i:05d}")))
+        created.append(await kube.call("POST", path("HttpdSite", ns), site(f"site-{i:05d}")))
     await bounded(list(range(n)), one)
     return created
 
@@ -122,19 +82,19 @@ async def floor(kube: Kube, sites: list[dict[str, Any]]) -> None:
                                                           deployment=made.get("Deployment")))
         status["conditions"] = merge_conditions(status["conditions"], None,
                                                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        await kube.call("PATCH", f"{SITES.format(ns=ns)}/{body['metadata']['name']}/status",
+        await kube.call("PATCH", path("HttpdSite", ns, body["metadata"]["name"], "status"),
                         {"status": status}, content_type="application/merge-patch+json")
     await bounded(sites, one)
 
 
 async def settled(kube: Kube, ns: str, n: int) -> bool:
     """Every site has a status for its generation and the namespace holds its three children each."""
-    items = (await kube.call("GET", SITES.format(ns=ns)))["items"]
+    items = (await kube.call("GET", path("HttpdSite", ns)))["items"]
     if len(items) < n or any((s.get("status") or {}).get("observedGeneration") != s["metadata"]["generation"]
                              for s in items):
         return False
-    for url in CHILDREN.values():
-        if len((await kube.call("GET", url.format(ns=ns), query={"limit": str(n + 1)}))["items"]) < n:
+    for kind in CHILDREN:
+        if len((await kube.call("GET", path(kind, ns), query={"limit": str(n + 1)}))["items"]) < n:
             return False
     return True
 
@@ -185,15 +145,6 @@ async def gone(kube: Kube, names: list[str], timeout: float = 900.0) -> None:
             await asyncio.sleep(1)  # polling the namespace's deletion, not a synchronisation
 
 
-def operator_kubeconfig(admin_config: pathlib.Path, token: str, folder: pathlib.Path) -> pathlib.Path:
-    config = yaml.safe_load(admin_config.read_text())
-    config["users"] = [{"name": "operator", "user": {"token": token}}]
-    config["contexts"][0]["context"]["user"] = "operator"
-    out = folder / "kubeconfig"
-    out.write_text(yaml.safe_dump(config))
-    return out
-
-
 async def one_size(admin: Kube, sa: Kube, sa_config: pathlib.Path, log: pathlib.Path, n: int,
                    folder: pathlib.Path) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:5]
@@ -232,30 +183,19 @@ async def one_size(admin: Kube, sa: Kube, sa_config: pathlib.Path, log: pathlib.
     return out
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    scratch = pathlib.Path(args.scratch)
-    admin_config = scratch / "kubeconfig"
-    kubectl = pathlib.Path.home() / ".cache/httpd-operator/kubernetes-1.20.2/bin/kubectl"
-    subprocess.run([str(kubectl), "--kubeconfig", str(admin_config), "apply", "-f", str(ROOT / "crds/httpdsites.yaml"),
-                    "-f", str(ROOT / "manifests/base/namespace.yaml"), "-f", str(ROOT / "manifests/base/rbac.yaml")],
-                   check=True, capture_output=True)
+async def main_async(args: argparse.Namespace, admin_config: pathlib.Path, sa_config: pathlib.Path,
+                     folder: pathlib.Path) -> None:
     admin = Kube(load_configuration(str(admin_config)))
+    sa = Kube(load_configuration(str(sa_config)))
     try:
-        account = await admin.call("GET", "/api/v1/namespaces/httpd-operator/serviceaccounts/httpd-operator")
-        secret = await admin.call("GET", f"/api/v1/namespaces/httpd-operator/secrets/{account['secrets'][0]['name']}")
-        folder = pathlib.Path(tempfile.mkdtemp(prefix="real-floor-"))
-        sa_config = operator_kubeconfig(admin_config, base64.b64decode(secret["data"]["token"]).decode(), folder)
-        sa = Kube(load_configuration(str(sa_config)))
         results = {}
-        try:
-            for n in args.sites:
-                results[n] = await one_size(admin, sa, sa_config, scratch / "audit.log", n, folder)
-        finally:
-            await sa.aclose()
+        for n in args.sites:
+            results[n] = await one_size(admin, sa, sa_config, pathlib.Path(args.scratch) / "audit.log", n, folder)
         if args.json:
             pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
         print(f"(operator logs in {folder})")
     finally:
+        await sa.aclose()
         await admin.aclose()
 
 
@@ -266,7 +206,11 @@ def main() -> None:
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     args.sites = args.sites or [100]
-    asyncio.run(main_async(args))
+    admin_config = pathlib.Path(args.scratch) / "kubeconfig"
+    install(admin_config)
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="real-floor-"))
+    sa_config = operator_kubeconfig(load_configuration(str(admin_config)), admin_config, folder)
+    asyncio.run(main_async(args, admin_config, sa_config, folder))
 
 
 if __name__ == "__main__":

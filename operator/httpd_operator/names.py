@@ -1,7 +1,9 @@
-"""Kubernetes' name rules (DNS-1123 subdomains, qualified label and annotation keys)."""
+"""Kubernetes' name rules (DNS-1123 subdomains, qualified label and annotation keys), and
+whether a host is an address rather than a name."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -18,3 +20,12 @@ def qualified_name(name: Any, path: str) -> None:
             (prefix and (len(prefix) > 253 or not DNS1123.match(prefix))):
         raise SpecError(path, f"{name!r} is not a valid key (letters, digits, '-', '_', '.', at most 63, "
                         "with an optional DNS prefix and '/')")
+
+
+def is_ip(host: str) -> bool:
+    """An IPv4 or IPv6 address, not a name (no DNS lookup is involved)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

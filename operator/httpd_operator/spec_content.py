@@ -6,7 +6,6 @@ refuse, or could read as an option, is refused here first.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 import urllib.parse
@@ -16,7 +15,7 @@ from typing import Any
 
 from httpd_operator.errors import SpecError
 from httpd_operator.fields import get
-from httpd_operator.names import DNS1123
+from httpd_operator.names import DNS1123, is_ip
 
 SCHEMES = ("https", "ssh", "git")
 DEFAULT_PORTS = {"https": 443, "ssh": 22, "git": 9418}
@@ -50,14 +49,6 @@ class GitContent:
     def commit(self) -> bool:
         """A ref that names a commit: pinning one is the rollback (no fetch moves it)."""
         return bool(_COMMIT.match(self.ref))
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _bad_characters(value: str) -> bool:

@@ -21,6 +21,7 @@ import aiohttp
 
 from httpd_operator import __version__
 from httpd_operator.connection import Cluster, ConfigError
+from httpd_operator.names import is_ip
 
 # With the host (a pod's name, in a cluster): the API server's audit log tells replicas apart.
 USER_AGENT = f"httpd-operator/{__version__} ({socket.gethostname()})"
@@ -142,8 +143,8 @@ def _exempt(host: str, port: int, no_proxy: str) -> bool:
         name, want = _host_port(entry)
         if want is not None and want != port:
             continue
-        if address is not None or _is_ip(name):
-            if address is not None and _is_ip(name) and ipaddress.ip_address(name) == address:
+        if address is not None or is_ip(name):
+            if address is not None and is_ip(name) and ipaddress.ip_address(name) == address:
                 return True
             continue
         name = name.removeprefix("*")
@@ -161,14 +162,6 @@ def _host_port(entry: str) -> tuple[str, int | None]:
     if colon and port.isdigit() and ":" not in name:
         return name, int(port)
     return entry, None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def unanswered(exc: BaseException) -> str:

@@ -7,7 +7,6 @@ never schedules itself: when to look again is part of its `Result`, which the qu
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import json
 import logging
@@ -29,7 +28,6 @@ from httpd_operator.render import Rendered, render_site
 from httpd_operator.render.content import WRITER_CONTAINER, extras, writer_selector
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec, parse_site
-from httpd_operator.spec_content import DEFAULT_INTERVAL, parse_interval
 from httpd_operator.status import Observed, desired_status, hold_for, merge_conditions, volume_synced, warnings
 
 logger = logging.getLogger("httpd_operator")
@@ -89,9 +87,7 @@ class Reconciler:
         if memory.quiet is not None and memory.quiet == self._fingerprint(body, memory.quiet[2]):
             return Result("unchanged")
         try:
-            result = await self._reconcile(body, memory)
-            poll = self._poll(body)
-            return dataclasses.replace(result, poll_after=poll) if poll else result
+            return await self._reconcile(body, memory)
         except ApiError as exc:
             if exc.status != 403 or "being terminated" not in exc.message:
                 raise
@@ -108,6 +104,7 @@ class Reconciler:
         meta = body["metadata"]
         key: SiteKey = (meta.get("namespace") or "", meta.get("name") or "")
         rendered = self._render(body)
+        poll = self._poll(rendered)
         # Taken before any await: an event arriving meanwhile must not be folded into it.
         fingerprint = self._fingerprint(body, rendered.volume.claim if isinstance(rendered, Rendered) else None)
         generation = int(meta.get("generation") or 0)
@@ -137,11 +134,11 @@ class Reconciler:
             # saves a status write that would only say "creating". The requeue is the fallback.
             self.events.info(body, "Applied", changed)
             memory.created_at = now
-            return Result("changed", requeue_after=1.0)
+            return Result("changed", requeue_after=1.0, poll_after=poll)
         since = None if changed or memory.created_at is None else now - memory.created_at
         wait = hold_for(status, observed, since, self.status_hold)
         if wait is not None:
-            return Result("held", requeue_after=wait)  # their controllers are at work
+            return Result("held", requeue_after=wait, poll_after=poll)  # their controllers are at work
         memory.created_at = None
         wrote_status = await self._write_status(body, status)
         if changed:
@@ -154,7 +151,7 @@ class Reconciler:
         from_site = isinstance(volume, dict) and volume.get("type") == "FromSite"
         git = isinstance(rendered, Rendered) and rendered.site.git is not None
         memory.quiet = fingerprint if not changed and not from_site and not git else None
-        return Result("changed" if changed or wrote_status else "unchanged")
+        return Result("changed" if changed or wrote_status else "unchanged", poll_after=poll)
 
     def _render(self, body: dict[str, Any]) -> Rendered | SpecError:
         try:
@@ -199,19 +196,13 @@ class Reconciler:
             archive=await self._last_archive(memory, body, jobs) if ok and rendered.site.backup else None,  # type: ignore[union-attr]
             content=await self._content_record(namespace, name) if ok and rendered.site.git else None)  # type: ignore[union-attr]
 
-    def _poll(self, body: Mapping[str, Any]) -> float | None:
+    def _poll(self, rendered: Rendered | SpecError) -> float | None:
         """A site whose content comes from git is looked at again every interval (or the
         operator's --content-poll, in tests): its writer's log is not watched."""
-        spec = body.get("spec")
-        content = spec.get("content") if isinstance(spec, dict) else None
-        if not isinstance(content, dict) or not isinstance(content.get("git"), dict):
+        git = rendered.site.git if isinstance(rendered, Rendered) else None
+        if git is None:
             return None
-        if self.settings.content_poll:
-            return self.settings.content_poll
-        try:
-            return float(parse_interval(content["git"].get("interval", DEFAULT_INTERVAL), "interval"))
-        except SpecError:
-            return None
+        return self.settings.content_poll or float(git.interval)
 
     async def _content_record(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The git writer's last sync, from its newest pod's log: the last line that is a JSON object

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from httpd_operator.errors import SpecError
+from httpd_operator.names import is_ip
 from httpd_operator.render.deployment import CONTAINER_SECURITY, POD_SECURITY, setup_colocation
 from httpd_operator.render.meta import LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY, metadata
 from httpd_operator.render.network_policy import DNS_PORTS
 from httpd_operator.render.volumes import VOLUME_NAME, ResolvedVolume
 from httpd_operator.settings import Settings
 from httpd_operator.spec import SiteSpec
-from httpd_operator.spec_content import is_ip
 
 WRITER_APP = "httpd-content"
 WRITER_CONTAINER = "git-sync"
